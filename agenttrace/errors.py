@@ -1,0 +1,87 @@
+"""The exception hierarchy: every error agenttrace raises derives from AgentTraceError.
+
+    AgentTraceError
+    ├── ConfigError                  a setting has a value we cannot use
+    ├── StoreError                   the DuckDB store cannot be used
+    │   ├── NotAStoreError           the path exists but is not a DuckDB file
+    │   ├── SchemaTooNewError        the store was written by a newer agenttrace
+    │   └── StoreLockedError         another process kept the file locked past the retry window
+    ├── FilterError                  a search filter cannot be parsed
+    │   └── UnknownFieldError        the filter names a column that does not exist
+    ├── TraceNotFoundError           no trace has the given id
+    └── EvaluationError              an evaluation cannot start (bad data, scorer, predict_fn)
+        ├── DatasetError             a dataset cannot be read or is malformed
+        └── UnknownScorerError       no registered scorer has the given name
+
+Errors from DuckDB, OpenTelemetry and openai are translated at the boundary with
+``raise ... from exc`` so the original stays attached. Messages say what was wrong and what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentTraceError",
+    "ConfigError",
+    "DatasetError",
+    "EvaluationError",
+    "FilterError",
+    "NotAStoreError",
+    "SchemaTooNewError",
+    "StoreError",
+    "StoreLockedError",
+    "TraceNotFoundError",
+    "UnknownFieldError",
+    "UnknownScorerError",
+]
+
+
+class AgentTraceError(Exception):
+    """Base of every error raised by agenttrace."""
+
+
+class ConfigError(AgentTraceError):
+    """A configuration value is invalid."""
+
+
+class StoreError(AgentTraceError):
+    """The store cannot be opened, read or written."""
+
+
+class NotAStoreError(StoreError):
+    """The store path exists but is not a DuckDB database file."""
+
+
+class SchemaTooNewError(StoreError):
+    """The store's schema version is newer than this agenttrace understands."""
+
+
+class StoreLockedError(StoreError):
+    """Another process held the store's lock for longer than the retry window."""
+
+
+class FilterError(AgentTraceError):
+    """A filter string is malformed; the message names the token and its position."""
+
+    def __init__(self, message: str, *, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+class UnknownFieldError(FilterError):
+    """A filter names a field that does not exist; the message lists the valid ones."""
+
+
+class TraceNotFoundError(AgentTraceError):
+    """No stored trace has the requested id."""
+
+
+class EvaluationError(AgentTraceError):
+    """An evaluation cannot start or its inputs are invalid."""
+
+
+class DatasetError(EvaluationError):
+    """A dataset cannot be read or a record is malformed."""
+
+
+class UnknownScorerError(EvaluationError):
+    """No registered scorer carries the requested name."""

@@ -1,0 +1,1 @@
+"""The bridge: the only meeting point of OpenTelemetry types and our records."""

@@ -1,0 +1,36 @@
+"""Building our own TracerProvider: sampler, resource and the span processors we own.
+
+We never replace the global provider: ours is private to agenttrace, and spans still nest with
+other instrumentation through OpenTelemetry's shared context. With `capture_global` the same
+processor is also added to the global SDK provider (or ours becomes global if none was set).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from opentelemetry import trace as otel_trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+
+logger = logging.getLogger("agenttrace")
+
+
+def build_provider(sample_rate: float, processors: list[SpanProcessor]) -> TracerProvider:
+    sampler: Sampler = ALWAYS_ON if sample_rate >= 1.0 else ParentBased(TraceIdRatioBased(sample_rate))
+    provider = TracerProvider(sampler=sampler, resource=Resource.create({}))
+    for processor in processors:
+        provider.add_span_processor(processor)
+    return provider
+
+
+def attach_to_global(provider: TracerProvider, processors: list[SpanProcessor]) -> None:
+    """Store spans that other instrumentation emits through the global provider too."""
+    current = otel_trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        if current is not provider:
+            for processor in processors:
+                current.add_span_processor(processor)
+        return
+    otel_trace.set_tracer_provider(provider)

@@ -1,0 +1,118 @@
+"""Opening the store: the file is held only while a batch is written or a query runs.
+
+DuckDB lets one process write a file, and that process excludes every other. So each write or
+query opens the file, does its work and closes it; an open that meets another process's lock is
+retried with a short growing sleep until `lock_timeout_s`. Inside one process, a lock serialises
+the exporter thread and user queries, so DuckDB never sees two configurations of one file.
+The first open in a process checks the file (magic bytes, schema version) read-only and only then
+migrates, so a foreign file or a newer store is refused untouched.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from agenttrace.errors import NotAStoreError, SchemaTooNewError, StoreError, StoreLockedError
+from agenttrace.store import _schema
+
+_DUCKDB_MAGIC = b"DUCK"
+_process_lock = threading.RLock()
+_prepared: set[str] = set()
+
+
+def _is_lock_error(exc: duckdb.Error) -> bool:
+    return "lock" in str(exc).lower()
+
+
+def _check_magic(path: Path) -> None:
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(12)
+    except OSError as exc:
+        raise StoreError(f"cannot read store {path}: {exc.strerror}; check the path and its permissions") from exc
+    if len(header) == 0:
+        return  # an empty file: DuckDB initialises it
+    if header[8:12] != _DUCKDB_MAGIC:
+        raise NotAStoreError(
+            f"{path} is not a DuckDB database file; point the store elsewhere "
+            "(configure(store=...) or AGENTTRACE_STORE) - the file was left untouched"
+        )
+
+
+def _open(path: Path, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + timeout_s
+    delay = 0.002
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            if not _is_lock_error(exc):
+                if "not a valid DuckDB database" in str(exc):
+                    raise NotAStoreError(f"{path} is not a DuckDB database file; the file was left untouched") from exc
+                raise StoreError(f"cannot open store {path}: {exc}") from exc
+            if time.monotonic() >= deadline:
+                raise StoreLockedError(
+                    f"store {path} stayed locked by another process for {timeout_s:.0f}s ({exc}); "
+                    "stop that process, use `agenttrace server` to share one store, or raise lock_timeout_s"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+def _prepare(path: Path, timeout_s: float) -> None:
+    """Refuse foreign or newer files read-only, then create or migrate."""
+    if path.exists():
+        _check_magic(path)
+        con = _open(path, read_only=True, timeout_s=timeout_s)
+        try:
+            version = _schema.current_version(con)
+        finally:
+            con.close()
+        if version > _schema.LATEST_VERSION:
+            raise SchemaTooNewError(
+                f"store {path} has schema version {version}, newer than this agenttrace understands "
+                f"({_schema.LATEST_VERSION}); upgrade agenttrace - the file was left untouched"
+            )
+        if version == _schema.LATEST_VERSION:
+            return
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create folder for store {path}: {exc.strerror}") from exc
+    con = _open(path, read_only=False, timeout_s=timeout_s)
+    try:
+        _schema.apply_pending(con, time.time_ns())
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot initialise store {path}: {exc}") from exc
+    finally:
+        con.close()
+
+
+@contextmanager
+def connect(path: Path, *, read_only: bool, timeout_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the store for one unit of work and close it afterwards."""
+    key = str(path.resolve())
+    with _process_lock:
+        if key not in _prepared or not path.exists():
+            if read_only and not path.exists():
+                raise StoreError(f"no store at {path}; run traced code first or point to the right file")
+            _prepare(path, timeout_s)
+            _prepared.add(key)
+        con = _open(path, read_only=read_only, timeout_s=timeout_s)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def forget_prepared() -> None:
+    """Forget which files were checked (tests replace files between cases)."""
+    with _process_lock:
+        _prepared.clear()

@@ -1,0 +1,262 @@
+"""The trace filter language, parsed into parameterised SQL.
+
+Follows MLflow's search syntax and extends it with OR, NOT and parentheses:
+
+    status = 'ERROR' AND duration_ms > 500 AND tags.env = 'prod' AND name LIKE 'plan%'
+    timestamp > '2026-11-01' OR span.type = 'TOOL'
+
+Field names come from a fixed table and map to SQL fragments written here; every value the user
+typed travels as a bound parameter, so no user text is ever spliced into SQL. Errors name the
+offending token and its position.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from agenttrace.errors import FilterError, UnknownFieldError
+
+__all__ = ["FIELDS", "compile_filter", "compile_order_by"]
+
+# field name -> (SQL over the traces table aliased t, kind)
+_COLUMNS: dict[str, tuple[str, str]] = {
+    "trace_id": ("t.trace_id", "text"),
+    "name": ("t.name", "text"),
+    "status": ("t.status", "text"),
+    "experiment": ("t.experiment", "text"),
+    "run_id": ("t.run_id", "text"),
+    "session_id": ("t.session_id", "text"),
+    "user_id": ("t.user_id", "text"),
+    "agent_name": ("t.agent_name", "text"),
+    "agent_version": ("t.agent_version", "text"),
+    "duration_ms": ("t.duration_ms", "number"),
+    "span_count": ("t.span_count", "number"),
+    "total_tokens": ("t.total_tokens", "number"),
+    "input_tokens": ("t.input_tokens", "number"),
+    "output_tokens": ("t.output_tokens", "number"),
+    "timestamp": ("t.start_time_ns", "time"),
+    "start_time": ("t.start_time_ns", "time"),
+    "end_time": ("t.end_time_ns", "time"),
+}
+_SPAN_COLUMNS: dict[str, tuple[str, str]] = {
+    "span.type": ("s.span_type", "text"),
+    "span.name": ("s.name", "text"),
+    "span.status": ("s.status", "text"),
+    "span.model": ("s.model", "text"),
+    "span.duration_ms": ("s.duration_ms", "number"),
+}
+_JSON_PREFIXES = {"tags": "t.tags", "metadata": "t.metadata"}
+FIELDS = sorted([*_COLUMNS, *_SPAN_COLUMNS, "tags.<key>", "metadata.<key>"])
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*")
+  | (?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
+  | (?P<op><=|>=|!=|<>|=|<|>)
+  | (?P<lparen>\()
+  | (?P<rparen>\))
+  | (?P<comma>,)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.(?:[A-Za-z0-9_\-]+|`[^`]+`|"[^"]+"))*)
+    """,
+    re.VERBOSE,
+)
+_KEYWORDS = {"AND", "OR", "NOT", "LIKE", "ILIKE", "IN", "IS", "NULL", "TRUE", "FALSE"}
+
+
+@dataclass(slots=True)
+class _Tok:
+    kind: str
+    text: str
+    pos: int
+
+
+def _tokenize(text: str) -> list[_Tok]:
+    tokens: list[_Tok] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            raise FilterError(f"unexpected character {text[pos]!r} at position {pos} in filter {text!r}", position=pos)
+        kind = m.lastgroup or ""
+        if kind != "ws":
+            word = m.group()
+            if kind == "ident" and word.upper() in _KEYWORDS:
+                kind = word.upper()
+            tokens.append(_Tok(kind, word, pos))
+        pos = m.end()
+    tokens.append(_Tok("end", "", len(text)))
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.toks = _tokenize(text)
+        self.i = 0
+        self.params: list[Any] = []
+
+    def peek(self) -> _Tok:
+        return self.toks[self.i]
+
+    def take(self, *kinds: str) -> _Tok:
+        tok = self.peek()
+        if tok.kind not in kinds:
+            found = "end of filter" if tok.kind == "end" else f"{tok.text!r}"
+            raise FilterError(
+                f"expected {' or '.join(kinds)} but found {found} at position {tok.pos} in filter {self.text!r}",
+                position=tok.pos,
+            )
+        self.i += 1
+        return tok
+
+    def parse(self) -> str:
+        sql = self.or_expr()
+        self.take("end")
+        return sql
+
+    def or_expr(self) -> str:
+        parts = [self.and_expr()]
+        while self.peek().kind == "OR":
+            self.i += 1
+            parts.append(self.and_expr())
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+    def and_expr(self) -> str:
+        parts = [self.unary()]
+        while self.peek().kind == "AND":
+            self.i += 1
+            parts.append(self.unary())
+        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+    def unary(self) -> str:
+        tok = self.peek()
+        if tok.kind == "NOT":
+            self.i += 1
+            return f"(NOT {self.unary()})"
+        if tok.kind == "lparen":
+            self.i += 1
+            inner = self.or_expr()
+            self.take("rparen")
+            return inner
+        return self.comparison()
+
+    def comparison(self) -> str:
+        field_tok = self.take("ident")
+        sql, kind, span_scoped = self._field(field_tok)
+        op_tok = self.peek()
+        if op_tok.kind == "IS":
+            self.i += 1
+            negate = self.peek().kind == "NOT"
+            if negate:
+                self.i += 1
+            self.take("NULL")
+            cond = f"{sql} IS {'NOT ' if negate else ''}NULL"
+        else:
+            negate = op_tok.kind == "NOT"
+            if negate:
+                self.i += 1
+            op = self.take("op", "LIKE", "ILIKE", "IN")
+            if op.kind == "IN":
+                self.take("lparen")
+                values = [self._value(kind, field_tok)]
+                while self.peek().kind == "comma":
+                    self.i += 1
+                    values.append(self._value(kind, field_tok))
+                self.take("rparen")
+                self.params.extend(values)
+                cond = f"{sql} {'NOT ' if negate else ''}IN ({', '.join('?' * len(values))})"
+            elif op.kind in ("LIKE", "ILIKE"):
+                self.params.append(self._value("text", field_tok))
+                cond = f"{sql} {'NOT ' if negate else ''}{op.kind} ?"
+            else:
+                if negate:
+                    raise FilterError(f"NOT before {op.text!r} at position {op.pos}; write != instead", position=op.pos)
+                self.params.append(self._value(kind, field_tok))
+                cond = f"{sql} {'<>' if op.text == '!=' else op.text} ?"
+        if span_scoped:
+            return f"EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id AND {cond})"
+        return cond
+
+    def _field(self, tok: _Tok) -> tuple[str, str, bool]:
+        name = tok.text
+        if name in _COLUMNS:
+            sql, kind = _COLUMNS[name]
+            return sql, kind, False
+        if name in _SPAN_COLUMNS:
+            sql, kind = _SPAN_COLUMNS[name]
+            return sql, kind, True
+        head, _, key = name.partition(".")
+        if head in _JSON_PREFIXES and key:
+            key = key.strip('`"')
+            self.params.append('$."' + key.replace('"', '\\"') + '"')
+            return f"json_extract_string({_JSON_PREFIXES[head]}, ?)", "text", False
+        raise UnknownFieldError(
+            f"unknown field {name!r} at position {tok.pos}; valid fields: {', '.join(FIELDS)}",
+            position=tok.pos,
+        )
+
+    def _value(self, kind: str, field_tok: _Tok) -> Any:
+        tok = self.take("string", "number", "TRUE", "FALSE")
+        if tok.kind == "string":
+            raw = tok.text[1:-1].replace("''", "'").replace("\\'", "'").replace('\\"', '"')
+            if kind == "time":
+                return _parse_time(raw, tok)
+            if kind == "number":
+                try:
+                    return float(raw)
+                except ValueError:
+                    raise FilterError(
+                        f"{field_tok.text} is numeric but got {tok.text} at position {tok.pos}", position=tok.pos
+                    ) from None
+            return raw
+        if tok.kind == "number":
+            number = float(tok.text)
+            if kind == "time":
+                return int(number * 1_000_000)  # milliseconds since the epoch, as MLflow
+            return str(tok.text) if kind == "text" else number
+        return tok.kind == "TRUE" if kind != "text" else tok.kind.lower()
+
+
+def _parse_time(raw: str, tok: _Tok) -> int:
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise FilterError(
+            f"cannot read {tok.text} at position {tok.pos} as a time; use ISO 8601 like '2026-11-01' "
+            "or '2026-11-01T12:00:00+00:00', or milliseconds since the epoch",
+            position=tok.pos,
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000_000)
+
+
+def compile_filter(text: str | None) -> tuple[str, list[Any]]:
+    """Return a SQL boolean expression over `traces t` and its parameters."""
+    if text is None or not text.strip():
+        return "TRUE", []
+    parser = _Parser(text)
+    sql = parser.parse()
+    return sql, parser.params
+
+
+_ORDER = re.compile(r"^\s*([A-Za-z_]+)\s*(ASC|DESC)?\s*$", re.IGNORECASE)
+
+
+def compile_order_by(items: list[str] | str | None) -> str:
+    """Turn ["duration_ms DESC", "name"] into an ORDER BY list of known columns."""
+    if not items:
+        return "t.start_time_ns DESC, t.trace_id"
+    parts = []
+    for item in [items] if isinstance(items, str) else items:
+        m = _ORDER.match(item)
+        if not m or m.group(1) not in _COLUMNS:
+            raise UnknownFieldError(
+                f"cannot order by {item!r}; use a field and optional ASC/DESC, fields: {', '.join(sorted(_COLUMNS))}"
+            )
+        parts.append(f"{_COLUMNS[m.group(1)][0]} {(m.group(2) or 'ASC').upper()}")
+    return ", ".join([*parts, "t.trace_id"])

@@ -1,0 +1,135 @@
+"""Ordered, named schema migrations, recorded in `schema_migrations`.
+
+An applied migration is never edited: a change to the schema is a new function appended to
+MIGRATIONS. A store whose recorded version is above len(MIGRATIONS) was written by a newer
+agenttrace and is refused before anything is written to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def _001_core_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE spans (
+            trace_id VARCHAR NOT NULL,
+            span_id VARCHAR NOT NULL,
+            parent_span_id VARCHAR,
+            name VARCHAR NOT NULL,
+            span_type VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            status_message VARCHAR,
+            start_time_ns BIGINT NOT NULL,
+            end_time_ns BIGINT NOT NULL,
+            duration_ms DOUBLE NOT NULL,
+            inputs JSON,
+            outputs JSON,
+            attributes JSON,
+            events JSON,
+            model VARCHAR,
+            input_tokens BIGINT,
+            output_tokens BIGINT,
+            resource JSON,
+            scope VARCHAR
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE traces (
+            trace_id VARCHAR PRIMARY KEY,
+            experiment VARCHAR,
+            run_id VARCHAR,
+            name VARCHAR,
+            status VARCHAR NOT NULL,
+            start_time_ns BIGINT,
+            end_time_ns BIGINT,
+            duration_ms DOUBLE,
+            inputs JSON,
+            outputs JSON,
+            session_id VARCHAR,
+            user_id VARCHAR,
+            tags JSON,
+            metadata JSON,
+            agent_name VARCHAR,
+            agent_version VARCHAR,
+            span_count BIGINT NOT NULL,
+            input_tokens BIGINT,
+            output_tokens BIGINT,
+            total_tokens BIGINT,
+            cost DOUBLE,
+            -- 2: the true root (no parent) arrived; 1: only a local root (parent outside this store)
+            root_rank SMALLINT NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE assessments (
+            assessment_id VARCHAR PRIMARY KEY,
+            trace_id VARCHAR NOT NULL,
+            span_id VARCHAR,
+            name VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            value JSON,
+            rationale VARCHAR,
+            source_type VARCHAR NOT NULL,
+            source_id VARCHAR,
+            metadata JSON,
+            error VARCHAR,
+            eval_run_id VARCHAR,
+            created_ns BIGINT NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE experiments (
+            name VARCHAR PRIMARY KEY,
+            created_ns BIGINT NOT NULL
+        )
+        """
+    )
+    con.execute("CREATE TABLE tracing_stats (name VARCHAR PRIMARY KEY, value BIGINT NOT NULL)")
+
+
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("001_core_tables", _001_core_tables),
+]
+
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchone()
+    if not exists or exists[0] == 0:
+        return 0
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0]) if row else 0
+
+
+def apply_pending(con: duckdb.DuckDBPyConnection, now_ns: int) -> int:
+    """Apply every migration above the recorded version, each in its own transaction."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_ns BIGINT NOT NULL)"
+    )
+    start = current_version(con)
+    for version, (name, migrate) in enumerate(MIGRATIONS[start:], start=start + 1):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            migrate(con)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, now_ns])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    return LATEST_VERSION

@@ -1,0 +1,1 @@
+"""Capture: the decorator, the span API, context propagation, serialization and the runtime."""

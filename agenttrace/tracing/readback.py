@@ -1,0 +1,97 @@
+"""Reading traces back and annotating them, against the store tracing writes to.
+
+Each read first flushes this process's queued spans, so code that traced a call and then searches
+finds it without calling flush() itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from agenttrace.errors import ConfigError
+from agenttrace.records import Assessment, Trace
+from agenttrace.store import DuckDBStore
+from agenttrace.tracing.runtime import flush, get_runtime
+
+__all__ = ["get_trace", "log_expectation", "log_feedback", "search_traces"]
+
+
+def _store() -> DuckDBStore:
+    rt = get_runtime()
+    flush()
+    if rt.store is not None:
+        return rt.store
+    path = rt.settings.store
+    if path is None:
+        raise ConfigError("no store is configured (store=None); configure(store='agenttrace.duckdb') to read traces")
+    return DuckDBStore(path, lock_timeout_s=rt.settings.lock_timeout_s)
+
+
+def search_traces(
+    filter_string: str | None = None,
+    experiment: str | list[str] | None = None,
+    order_by: list[str] | str | None = None,
+    max_results: int = 100,
+) -> pd.DataFrame:
+    """Search traces; returns one row per trace as a pandas DataFrame.
+
+    Columns: trace_id, name, status, start_time, end_time, duration_ms, inputs, outputs, tags,
+    metadata, session_id, user_id, span_count, input_tokens, output_tokens, total_tokens,
+    experiment, run_id, agent_name, agent_version. `filter_string` uses the MLflow-style filter
+    language (see the README); `order_by` takes e.g. ["duration_ms DESC"]; newest first by default.
+    """
+    if max_results < 1:
+        raise ValueError(f"max_results must be at least 1, got {max_results}")
+    experiments = [experiment] if isinstance(experiment, str) else experiment
+    return _store().search_traces(filter_string, experiments, order_by, max_results)
+
+
+def get_trace(trace_id: str) -> Trace:
+    """The whole trace with its spans and assessments; TraceNotFoundError if the id is unknown."""
+    return _store().get_trace(trace_id)
+
+
+def _source(source: str | None) -> tuple[str, str | None]:
+    """"human", "code", "llm_judge" optionally followed by ":<id>", e.g. "llm_judge:gpt-4o"."""
+    if source is None:
+        return "HUMAN", None
+    kind, _, ident = source.partition(":")
+    kind = kind.upper()
+    if kind not in ("HUMAN", "CODE", "LLM_JUDGE"):
+        raise ValueError(f"source {source!r}: start it with human, code or llm_judge (e.g. 'llm_judge:gpt-4o')")
+    return kind, ident or None
+
+
+def log_feedback(
+    trace_id: str,
+    name: str,
+    value: Any,
+    rationale: str | None = None,
+    source: str | None = None,
+    span_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Assessment:
+    """Attach feedback (a judgement of the outcome) to a trace or one of its spans."""
+    kind, ident = _source(source)
+    return _store().log_assessment(
+        trace_id, name, value, kind="feedback", rationale=rationale, source_type=kind, source_id=ident,
+        span_id=span_id, metadata=metadata,
+    )  # fmt: skip
+
+
+def log_expectation(
+    trace_id: str,
+    name: str,
+    value: Any,
+    source: str | None = None,
+    span_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Assessment:
+    """Attach an expectation (the ground truth, e.g. the expected answer) to a trace."""
+    kind, ident = _source(source)
+    return _store().log_assessment(
+        trace_id, name, value, kind="expectation", source_type=kind, source_id=ident, span_id=span_id,
+        metadata=metadata,
+    )  # fmt: skip

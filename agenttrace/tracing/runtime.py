@@ -1,0 +1,178 @@
+"""The process-wide tracing runtime: settings, our provider, the store pipeline, the error guard.
+
+Built lazily at the first traced call (never at import) or by `configure()`. A store that cannot
+be opened turns tracing off with one warning; the program runs on untraced. `guard()` is the one
+place internal errors go: logged once per site and counted in production, re-raised when the
+setting `raise_internal_errors` is on (the test suite turns it on).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections import Counter
+from typing import Any
+
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.trace import Tracer
+
+from agenttrace import config
+from agenttrace.errors import AgentTraceError
+from agenttrace.otel.exporter import CountingBatchProcessor, StoreSpanExporter
+from agenttrace.otel.provider import attach_to_global, build_provider
+from agenttrace.store import DuckDBStore
+from agenttrace.tracing.serialize import Serializer
+
+logger = logging.getLogger("agenttrace")
+
+__all__ = ["Runtime", "configure", "flush", "get_runtime", "internal_error", "internal_error_counts", "reset"]
+
+
+class Runtime:
+    """Everything one configuration of tracing needs; replaced whole by configure()."""
+
+    def __init__(self, settings: config.Settings) -> None:
+        self.settings = settings
+        self.serializer = Serializer(settings.max_payload_bytes, settings.redact)
+        self.store: DuckDBStore | None = None
+        self.store_processor: CountingBatchProcessor | None = None
+        self.provider: TracerProvider | None = None
+        self.tracer: Tracer | None = None
+        self.enabled = settings.enabled
+        self.run_id: str | None = None
+        if self.enabled:
+            try:
+                self._build()
+            except AgentTraceError as exc:
+                self.enabled = False
+                logger.warning("agenttrace tracing is off: %s", exc)
+
+    def _build(self) -> None:
+        processors: list[SpanProcessor] = []
+        if self.settings.store is not None:
+            store = DuckDBStore(self.settings.store, lock_timeout_s=self.settings.lock_timeout_s)
+            store.initialise()
+            self.store = store
+            self.store_processor = CountingBatchProcessor(
+                StoreSpanExporter(store),
+                max_queue_size=self.settings.max_queue_size,
+                export_batch_size=self.settings.export_batch_size,
+                schedule_delay_ms=self.settings.schedule_delay_ms,
+            )
+            processors.append(self.store_processor)
+        self.provider = build_provider(self.settings.sample_rate, processors)
+        self.tracer = self.provider.get_tracer("agenttrace")
+        if self.settings.capture_global:
+            attach_to_global(self.provider, processors)
+
+    def flush(self, timeout_ms: int = 30_000) -> bool:
+        if self.provider is None:
+            return True
+        return self.provider.force_flush(timeout_ms)
+
+    def lost_spans(self) -> tuple[int, int]:
+        """(dropped at the queue bound, failed to store) since this runtime started."""
+        p = self.store_processor
+        return (p.dropped, p.exporter.failed) if p is not None else (0, 0)
+
+    def shutdown(self) -> None:
+        if self.provider is None:
+            return
+        self.flush()
+        self._report_losses()
+        self.provider.shutdown()
+        self.provider = None
+
+    def _report_losses(self) -> None:
+        dropped, failed = self.lost_spans()
+        if not (dropped or failed):
+            return
+        logger.warning(
+            "agenttrace lost %d spans (%d dropped at the queue bound, %d failed to store); "
+            "see `agenttrace status`", dropped + failed, dropped, failed,
+        )  # fmt: skip
+        if self.store is not None:
+            try:
+                self.store.add_counter("dropped_spans", dropped)
+                self.store.add_counter("failed_spans", failed)
+            except AgentTraceError:
+                pass  # the store is what failed; the warning above is all we can do
+
+
+_runtime: Runtime | None = None
+_overrides: dict[str, Any] = {}
+_lock = threading.Lock()
+_atexit_registered = False
+_error_counts: Counter[str] = Counter()
+
+
+def get_runtime() -> Runtime:
+    rt = _runtime
+    if rt is not None:
+        return rt
+    try:
+        return _install(dict(_overrides))
+    except AgentTraceError as exc:  # a bad environment variable must not break the traced program
+        logger.warning("agenttrace tracing is off: %s", exc)
+        return _install(dict(_overrides), config.Settings(enabled=False))
+
+
+def _install(overrides: dict[str, Any], settings: config.Settings | None = None) -> Runtime:
+    global _runtime, _atexit_registered
+    with _lock:
+        if _runtime is not None:
+            return _runtime
+        _runtime = Runtime(settings or config.resolve(overrides))
+        if not _atexit_registered:
+            atexit.register(_at_exit)
+            _atexit_registered = True
+        return _runtime
+
+
+def configure(**settings: Any) -> Runtime:
+    """Replace the runtime; arguments accumulate over earlier configure() calls."""
+    config.resolve({**_overrides, **settings})  # validate before anything is replaced
+    global _runtime
+    with _lock:
+        _overrides.update(settings)
+        old, _runtime = _runtime, None
+    if old is not None:
+        old.shutdown()
+    return _install(dict(_overrides))
+
+
+def reset() -> None:
+    """Shut the runtime down and forget configure() arguments (for tests and notebooks)."""
+    global _runtime
+    with _lock:
+        old, _runtime = _runtime, None
+        _overrides.clear()
+    if old is not None:
+        old.shutdown()
+
+
+def flush(timeout_ms: int = 30_000) -> bool:
+    """Write every span still queued; returns False if the timeout passed first."""
+    rt = _runtime
+    return True if rt is None else rt.flush(timeout_ms)
+
+
+def _at_exit() -> None:
+    rt = _runtime
+    if rt is not None:
+        rt.shutdown()
+
+
+def internal_error(site: str, exc: BaseException) -> None:
+    """Log (once per site) and count an error inside tracing; re-raise under test settings."""
+    _error_counts[site] += 1
+    if _error_counts[site] == 1:
+        logger.warning("agenttrace internal error in %s (tracing goes on untraced here): %r", site, exc)
+    rt = _runtime
+    if rt is not None and rt.settings.raise_internal_errors:
+        raise exc
+
+
+def internal_error_counts() -> dict[str, int]:
+    return dict(_error_counts)

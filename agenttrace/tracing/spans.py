@@ -1,0 +1,254 @@
+"""Starting and ending our spans, the `span()` context manager and the current-trace helpers.
+
+Both the decorator and `span()` go through `start` and `end_ok`/`end_error`, which never raise:
+a failure inside them is passed to the runtime's guard and the user's code runs on untraced.
+The local root (our outermost span in this process) is kept in the OpenTelemetry context under
+ROOT_KEY, so it follows the context into tasks and wrapped threads, and `update_current_trace`
+can find it from any depth.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace as otel_trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from agenttrace.otel import conventions as cv
+from agenttrace.records import SpanType
+from agenttrace.tracing.runtime import Runtime, get_runtime, internal_error
+
+__all__ = ["LiveSpan", "get_current_span", "get_current_trace_id", "span", "update_current_trace"]
+
+ROOT_KEY = otel_context.create_key("agenttrace-local-root")
+_SPAN_TYPES = frozenset(t.value for t in SpanType)
+
+
+def normalize_span_type(span_type: str | SpanType | None) -> str:
+    if span_type is None:
+        return SpanType.UNKNOWN.value
+    value = str(span_type.value if isinstance(span_type, SpanType) else span_type).upper()
+    if value not in _SPAN_TYPES:
+        raise ValueError(f"unknown span_type {span_type!r}; use one of {', '.join(sorted(_SPAN_TYPES))}")
+    return value
+
+
+def start(rt: Runtime, name: str, attributes: dict[str, Any]) -> tuple[Span, object] | None:
+    """Start a span as a child of the current context and make it current."""
+    try:
+        parent = otel_context.get_current()
+        if otel_context.get_value(ROOT_KEY, parent) is None:
+            attributes[cv.LOCAL_ROOT] = True
+            attributes[cv.EXPERIMENT] = rt.settings.experiment
+            if rt.run_id is not None:
+                attributes[cv.RUN_ID] = rt.run_id
+            s = rt.tracer.start_span(name, context=parent, attributes=attributes)  # type: ignore[union-attr]
+            ctx = otel_context.set_value(ROOT_KEY, s, otel_trace.set_span_in_context(s, parent))
+        else:
+            s = rt.tracer.start_span(name, context=parent, attributes=attributes)  # type: ignore[union-attr]
+            ctx = otel_trace.set_span_in_context(s, parent)
+        return s, otel_context.attach(ctx)
+    except Exception as exc:
+        internal_error("start span", exc)
+        return None
+
+
+def end_ok(rt: Runtime, s: Span, token: object | None, outputs: Any, capture: bool) -> None:
+    try:
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        if capture and s.is_recording():
+            s.set_attribute(cv.OUTPUTS, rt.serializer.to_json(outputs))
+        s.end()
+    except Exception as exc:
+        internal_error("end span", exc)
+
+
+def end_error(s: Span, token: object | None, exc: BaseException) -> None:
+    try:
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        if s.is_recording():
+            s.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            s.record_exception(exc, escaped=True)
+        s.end()
+    except Exception as inner:
+        internal_error("end span after error", inner)
+
+
+class LiveSpan:
+    """The span being recorded, as user code sees it: set outputs, attributes and events."""
+
+    __slots__ = ("_span", "_rt")
+
+    def __init__(self, otel_span: Span, rt: Runtime) -> None:
+        self._span = otel_span
+        self._rt = rt
+
+    @property
+    def trace_id(self) -> str:
+        return format(self._span.get_span_context().trace_id, "032x")
+
+    @property
+    def span_id(self) -> str:
+        return format(self._span.get_span_context().span_id, "016x")
+
+    def set_inputs(self, inputs: Any) -> None:
+        self._set(cv.INPUTS, inputs)
+
+    def set_outputs(self, outputs: Any) -> None:
+        self._set(cv.OUTPUTS, outputs)
+
+    def _set(self, key: str, value: Any) -> None:
+        try:
+            self._span.set_attribute(key, self._rt.serializer.to_json(value))
+        except Exception as exc:
+            internal_error("set payload", exc)
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """Set attributes; values OpenTelemetry cannot carry are stored as JSON text."""
+        try:
+            self._span.set_attributes({k: _attribute_value(v, self._rt) for k, v in attributes.items()})
+        except Exception as exc:
+            internal_error("set attributes", exc)
+
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        try:
+            self._span.add_event(name, {k: _attribute_value(v, self._rt) for k, v in (attributes or {}).items()})
+        except Exception as exc:
+            internal_error("add event", exc)
+
+    def __repr__(self) -> str:
+        return f"<LiveSpan {self.span_id} of trace {self.trace_id}>"
+
+
+def _attribute_value(value: Any, rt: Runtime) -> Any:
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str | bool | int | float) for v in value):
+        if len({type(v) for v in value}) <= 1:
+            return list(value)
+    return rt.serializer.to_json(value)
+
+
+class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") as s:`
+    """Trace a block: `with span(name, span_type=, inputs=) as s:`, also `async with`.
+
+    An exception leaving the block marks the span ERROR with an exception event and propagates
+    unchanged.
+    """
+
+    __slots__ = ("_name", "_attributes", "_inputs", "_state", "_live")
+
+    def __init__(
+        self,
+        name: str,
+        span_type: str | SpanType | None = None,
+        inputs: Any = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._name = name
+        self._attributes = {cv.SPAN_TYPE: normalize_span_type(span_type), **(attributes or {})}
+        self._inputs = inputs
+        self._state: tuple[Span, object] | None = None
+        self._live: LiveSpan | None = None
+
+    def __enter__(self) -> LiveSpan | _NoopSpan:
+        rt = get_runtime()
+        if not rt.enabled:
+            return _NOOP
+        attrs = dict(self._attributes)
+        if self._inputs is not None:
+            attrs[cv.INPUTS] = rt.serializer.to_json(self._inputs)
+        self._state = start(rt, self._name, attrs)
+        if self._state is None:
+            return _NOOP
+        self._live = LiveSpan(self._state[0], rt)
+        return self._live
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._state is None:
+            return
+        s, token = self._state
+        self._state = None
+        if exc is not None:
+            end_error(s, token, exc)
+        else:
+            end_ok(get_runtime(), s, token, None, capture=False)
+
+    async def __aenter__(self) -> LiveSpan | _NoopSpan:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+class _NoopSpan:
+    """Stands in for LiveSpan when tracing is off, so user code needs no branches."""
+
+    trace_id = None
+    span_id = None
+
+    def set_inputs(self, inputs: Any) -> None: ...
+    def set_outputs(self, outputs: Any) -> None: ...
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None: ...
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None: ...
+
+
+_NOOP = _NoopSpan()
+
+
+def get_current_span() -> LiveSpan | None:
+    """The recording span of the current context, or None outside any span."""
+    current = otel_trace.get_current_span()
+    if not current.is_recording():
+        return None
+    return LiveSpan(current, get_runtime())
+
+
+def get_current_trace_id() -> str | None:
+    ctx = otel_trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def update_current_trace(
+    tags: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    session_id: str | None = None,
+    user_id: str | None = None,
+) -> None:
+    """Attach tags, metadata, a session and a user to the trace being recorded.
+
+    Repeated calls merge tags and metadata. Outside a trace it logs a warning and does nothing.
+    """
+    root = otel_context.get_value(ROOT_KEY)
+    if root is None or not root.is_recording():  # type: ignore[attr-defined]
+        import logging
+
+        logging.getLogger("agenttrace").warning("update_current_trace called outside a trace; ignored")
+        return
+    try:
+        existing = getattr(root, "attributes", None) or {}
+        updates: dict[str, Any] = {}
+        if tags:
+            merged = {**json.loads(existing.get(cv.TRACE_TAGS, "{}")), **{str(k): str(v) for k, v in tags.items()}}
+            updates[cv.TRACE_TAGS] = json.dumps(merged)
+        if metadata:
+            previous = json.loads(existing.get(cv.TRACE_METADATA, "{}"))
+            fresh = json.loads(get_runtime().serializer.to_json(dict(metadata)))
+            updates[cv.TRACE_METADATA] = json.dumps({**previous, **fresh})
+        if session_id is not None:
+            updates[cv.SESSION_ID] = str(session_id)
+        if user_id is not None:
+            updates[cv.USER_ID] = str(user_id)
+        root.set_attributes(updates)  # type: ignore[attr-defined]
+    except Exception as exc:
+        internal_error("update_current_trace", exc)
