@@ -36,55 +36,68 @@ def _event(event: Any) -> dict[str, Any]:
 
 
 def spans_to_columns(spans: Sequence[ReadableSpan]) -> dict[str, list[Any]]:
-    """Convert finished spans into the column lists `DuckDBStore.append_spans` takes."""
-    cols: dict[str, list[Any]] = {name: [] for name in _COLUMN_NAMES}
-    resources: dict[int, str] = {}
-    ap = {name: cols[name].append for name in _COLUMN_NAMES}
+    """Convert finished spans into the column lists `DuckDBStore.append_spans` takes.
+
+    Builds one tuple per span and transposes at the end (zip runs in C), which is about twice
+    as fast as appending to 28 lists per span.
+    """
+    resources: dict[int, tuple[str, Any]] = {}
+    rows = []
+    get_type = cv.span_type_of
+    first_of = cv.first_of
+    error_code = StatusCode.ERROR
+    lifted = cv.LIFTED
     for span in spans:
         ctx = span.context
         attrs = dict(span.attributes) if span.attributes else {}
+        get = attrs.get
         parent = span.parent
         start = span.start_time or 0
         end = span.end_time or start
         status = span.status
-        ap["trace_id"](format(ctx.trace_id, "032x"))
-        ap["span_id"](format(ctx.span_id, "016x"))
-        ap["parent_span_id"](None if parent is None else format(parent.span_id, "016x"))
-        ap["name"](span.name)
-        ap["span_type"](cv.span_type_of(attrs))
-        ap["status"]("ERROR" if status.status_code is StatusCode.ERROR else "OK")
-        ap["status_message"](status.description)
-        ap["start_time_ns"](start)
-        ap["end_time_ns"](end)
-        ap["duration_ms"]((end - start) / 1e6)
-        ap["inputs"](attrs.get(cv.INPUTS))
-        ap["outputs"](attrs.get(cv.OUTPUTS))
-        ap["model"](cv.first_of(attrs, cv.MODEL_KEYS))
-        ap["input_tokens"](_int_or_none(cv.first_of(attrs, cv.INPUT_TOKEN_KEYS)))
-        ap["output_tokens"](_int_or_none(cv.first_of(attrs, cv.OUTPUT_TOKEN_KEYS)))
         if parent is None:
             rank = 2
-        elif parent.is_remote or attrs.get(cv.LOCAL_ROOT):
+        elif parent.is_remote or get(cv.LOCAL_ROOT):
             rank = 1
         else:
             rank = 0
-        ap["root_rank"](rank)
-        ap["experiment"](attrs.get(cv.EXPERIMENT))
-        ap["run_id"](attrs.get(cv.RUN_ID))
-        ap["session_id"](attrs.get(cv.SESSION_ID))
-        ap["user_id"](attrs.get(cv.USER_ID))
-        ap["tags"](attrs.get(cv.TRACE_TAGS))
-        ap["metadata"](attrs.get(cv.TRACE_METADATA))
-        ap["agent_name"](attrs.get(cv.AGENT_NAME))
-        ap["agent_version"](attrs.get(cv.AGENT_VERSION))
-        rest = {k: v for k, v in attrs.items() if k not in cv.LIFTED} if attrs else attrs
-        ap["attributes"](_dumps(rest) if rest else "{}")
-        ap["events"](_dumps([_event(e) for e in span.events]) if span.events else "[]")
         resource = span.resource
-        key = id(resource)
-        if key not in resources:
-            resources[key] = _dumps(dict(resource.attributes)) if resource is not None else "{}"
-        ap["resource"](resources[key])
+        cached = resources.get(id(resource))
+        if cached is None:
+            res_attrs = dict(resource.attributes) if resource is not None else {}
+            cached = resources[id(resource)] = (_dumps(res_attrs), res_attrs.get(cv.EXPERIMENT))
+        rest = {k: v for k, v in attrs.items() if k not in lifted} if attrs else attrs
         scope = span.instrumentation_scope
-        ap["scope"](scope.name if scope is not None else None)
-    return cols
+        rows.append((
+            format(ctx.trace_id, "032x"),
+            format(ctx.span_id, "016x"),
+            None if parent is None else format(parent.span_id, "016x"),
+            span.name,
+            get_type(attrs),
+            "ERROR" if status.status_code is error_code else "OK",
+            status.description,
+            start,
+            end,
+            (end - start) / 1e6,
+            get(cv.INPUTS),
+            get(cv.OUTPUTS),
+            _dumps(rest) if rest else "{}",
+            _dumps([_event(e) for e in span.events]) if span.events else "[]",
+            first_of(attrs, cv.MODEL_KEYS),
+            _int_or_none(first_of(attrs, cv.INPUT_TOKEN_KEYS)),
+            _int_or_none(first_of(attrs, cv.OUTPUT_TOKEN_KEYS)),
+            cached[0],
+            scope.name if scope is not None else None,
+            rank,
+            get(cv.EXPERIMENT) or (cached[1] if rank else None),
+            get(cv.RUN_ID),
+            get(cv.SESSION_ID),
+            get(cv.USER_ID),
+            get(cv.TRACE_TAGS),
+            get(cv.TRACE_METADATA),
+            get(cv.AGENT_NAME),
+            get(cv.AGENT_VERSION),
+        ))  # fmt: skip
+    if not rows:
+        return {name: [] for name in _COLUMN_NAMES}
+    return {name: list(column) for name, column in zip(_COLUMN_NAMES, zip(*rows), strict=True)}

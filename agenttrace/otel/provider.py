@@ -17,9 +17,11 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, Tr
 logger = logging.getLogger("agenttrace")
 
 
-def build_provider(sample_rate: float, processors: list[SpanProcessor]) -> TracerProvider:
+def build_provider(
+    sample_rate: float, processors: list[SpanProcessor], resource_attributes: dict[str, str]
+) -> TracerProvider:
     sampler: Sampler = ALWAYS_ON if sample_rate >= 1.0 else ParentBased(TraceIdRatioBased(sample_rate))
-    provider = TracerProvider(sampler=sampler, resource=Resource.create({}))
+    provider = TracerProvider(sampler=sampler, resource=Resource.create(resource_attributes))
     for processor in processors:
         provider.add_span_processor(processor)
     return provider

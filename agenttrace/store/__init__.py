@@ -47,11 +47,11 @@ class DuckDBStore:
     def __repr__(self) -> str:
         return f"DuckDBStore({str(self.path)!r})"
 
-    def _connect(self, read_only: bool = False) -> Any:
-        return _connection.connect(self.path, read_only=read_only, timeout_s=self.lock_timeout_s)
+    def _connect(self, read_only: bool = False, hold: bool = False) -> Any:
+        return _connection.connect(self.path, read_only=read_only, timeout_s=self.lock_timeout_s, hold=hold)
 
-    def _run(self, read_only: bool, work: Any, *args: Any) -> Any:
-        with self._connect(read_only) as con:
+    def _run(self, read_only: bool, work: Any, *args: Any, hold: bool = False) -> Any:
+        with self._connect(read_only, hold) as con:
             try:
                 return work(con, *args)
             except duckdb.Error as exc:
@@ -65,8 +65,12 @@ class DuckDBStore:
     def append_spans(self, columns: Mapping[str, Sequence[Any]]) -> int:
         """Append a batch of spans given as columns (see SPAN_COLUMNS and TRACE_COLUMNS)."""
         batch = _writer.to_arrow(columns)
-        self._run(False, _writer.append_batch, batch, time.time_ns())
+        self._run(False, _writer.append_batch, batch, time.time_ns(), hold=True)
         return batch.num_rows
+
+    def release(self) -> None:
+        """Close a connection held between batches, checkpointing the file and freeing it."""
+        _connection.release(self.path)
 
     def add_counter(self, name: str, delta: int) -> None:
         self._run(False, _writer.add_counter, name, delta)

@@ -52,34 +52,37 @@ BATCH_SCHEMA = pa.schema([pa.field(n, t) for n, t in SPAN_COLUMNS + TRACE_COLUMN
 _SPAN_NAMES = ", ".join(n for n, _ in SPAN_COLUMNS)
 
 _ROOT = "FILTER (WHERE root_rank > 0)"
-_UPSERT_TRACES = f"""
-INSERT INTO traces
+_AGGREGATE_BATCH = f"""
 SELECT
     trace_id,
-    any_value(experiment),
-    any_value(run_id),
-    max_by(name, root_rank) {_ROOT},
-    coalesce(max_by(status, root_rank) {_ROOT}, 'IN_PROGRESS'),
-    min(start_time_ns),
-    max(end_time_ns),
-    (max(end_time_ns) - min(start_time_ns)) / 1e6,
-    max_by(inputs, root_rank) {_ROOT},
-    max_by(outputs, root_rank) {_ROOT},
-    any_value(session_id),
-    any_value(user_id),
-    any_value(tags),
-    any_value(metadata),
-    any_value(agent_name),
-    any_value(agent_version),
-    count(*),
-    sum(input_tokens),
-    sum(output_tokens),
+    any_value(experiment) AS experiment,
+    any_value(run_id) AS run_id,
+    max_by(name, root_rank) {_ROOT} AS name,
+    coalesce(max_by(status, root_rank) {_ROOT}, 'IN_PROGRESS') AS status,
+    min(start_time_ns) AS start_time_ns,
+    max(end_time_ns) AS end_time_ns,
+    (max(end_time_ns) - min(start_time_ns)) / 1e6 AS duration_ms,
+    max_by(inputs, root_rank) {_ROOT} AS inputs,
+    max_by(outputs, root_rank) {_ROOT} AS outputs,
+    any_value(session_id) AS session_id,
+    any_value(user_id) AS user_id,
+    any_value(tags) AS tags,
+    any_value(metadata) AS metadata,
+    any_value(agent_name) AS agent_name,
+    any_value(agent_version) AS agent_version,
+    count(*) AS span_count,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens,
     CASE WHEN count(input_tokens) + count(output_tokens) = 0 THEN NULL
-         ELSE sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) END,
-    NULL,
-    max(root_rank)
+         ELSE sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) END AS total_tokens,
+    NULL::DOUBLE AS cost,
+    max(root_rank) AS root_rank
 FROM batch
 GROUP BY trace_id
+"""
+
+_UPSERT_TRACES = f"""
+INSERT INTO traces {_AGGREGATE_BATCH}
 ON CONFLICT (trace_id) DO UPDATE SET
     experiment = coalesce(traces.experiment, excluded.experiment),
     run_id = coalesce(traces.run_id, excluded.run_id),

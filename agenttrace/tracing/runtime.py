@@ -19,6 +19,7 @@ from opentelemetry.trace import Tracer
 
 from agenttrace import config
 from agenttrace.errors import AgentTraceError
+from agenttrace.otel import conventions as cv
 from agenttrace.otel.exporter import CountingBatchProcessor, StoreSpanExporter
 from agenttrace.otel.provider import attach_to_global, build_provider
 from agenttrace.store import DuckDBStore
@@ -61,7 +62,10 @@ class Runtime:
                 schedule_delay_ms=self.settings.schedule_delay_ms,
             )
             processors.append(self.store_processor)
-        self.provider = build_provider(self.settings.sample_rate, processors)
+        # The experiment is fixed for a runtime, so it rides on the resource, not on every span.
+        self.provider = build_provider(
+            self.settings.sample_rate, processors, {cv.EXPERIMENT: self.settings.experiment}
+        )
         self.tracer = self.provider.get_tracer("agenttrace")
         if self.settings.capture_global:
             attach_to_global(self.provider, processors)
@@ -83,6 +87,8 @@ class Runtime:
         self._report_losses()
         self.provider.shutdown()
         self.provider = None
+        if self.store is not None:
+            self.store.release()
 
     def _report_losses(self) -> None:
         dropped, failed = self.lost_spans()

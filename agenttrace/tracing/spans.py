@@ -42,8 +42,8 @@ def start(rt: Runtime, name: str, attributes: dict[str, Any]) -> tuple[Span, obj
     try:
         parent = otel_context.get_current()
         if otel_context.get_value(ROOT_KEY, parent) is None:
-            attributes[cv.LOCAL_ROOT] = True
-            attributes[cv.EXPERIMENT] = rt.settings.experiment
+            if otel_trace.get_current_span(parent).get_span_context().is_valid:
+                attributes[cv.LOCAL_ROOT] = True  # its parent belongs to other instrumentation
             if rt.run_id is not None:
                 attributes[cv.RUN_ID] = rt.run_id
             s = rt.tracer.start_span(name, context=parent, attributes=attributes)  # type: ignore[union-attr]

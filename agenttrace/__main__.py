@@ -1,0 +1,5 @@
+"""`python -m agenttrace` runs the CLI."""
+
+from agenttrace.cli import main
+
+main()

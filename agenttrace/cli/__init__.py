@@ -1,0 +1,39 @@
+"""The `agenttrace` command line: one click group, one module per command group.
+
+Errors are mapped to exit codes here and only here: an AgentTraceError prints one line
+`error: <message>` on stderr and exits 1; usage errors exit 2 (click's own convention).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from agenttrace.cli.status import status
+from agenttrace.cli.traces import traces
+from agenttrace.errors import AgentTraceError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AgentTraceError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="agenttrace")
+def cli() -> None:
+    """agenttrace: trace and evaluate LLM agents, stored in one DuckDB file."""
+
+
+cli.add_command(traces)
+cli.add_command(status)
+
+
+def main() -> None:
+    cli()

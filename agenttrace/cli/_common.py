@@ -1,0 +1,57 @@
+"""Options and helpers shared by the CLI's command groups."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from agenttrace import config
+from agenttrace.errors import ConfigError
+from agenttrace.store import DuckDBStore
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def store_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --store (default: AGENTTRACE_STORE, agenttrace.toml, then ./agenttrace.duckdb)."""
+
+    @click.option(
+        "--store",
+        "store_path",
+        default=None,
+        metavar="PATH",
+        help="DuckDB store file [default: AGENTTRACE_STORE or ./agenttrace.duckdb]",
+    )
+    @functools.wraps(fn)
+    def wrapper(*args: Any, store_path: str | None, **kwargs: Any) -> Any:
+        return fn(*args, store=open_store(store_path), **kwargs)
+
+    return wrapper
+
+
+def open_store(path: str | None) -> DuckDBStore:
+    settings = config.resolve({"store": path} if path else None)
+    if settings.store is None:
+        raise ConfigError("no store configured (AGENTTRACE_STORE is off); pass --store PATH")
+    return DuckDBStore(settings.store, lock_timeout_s=settings.lock_timeout_s)
+
+
+def parse_duration(text: str) -> float:
+    """'30d', '12h', '90m', '2w', '45s' to seconds."""
+    m = _DURATION.match(text)
+    if not m:
+        raise click.BadParameter(f"{text!r} is not a duration; use a number and a unit s, m, h, d or w, like 30d")
+    return float(m.group(1)) * _SECONDS[m.group(2)]
+
+
+def shorten(value: Any, width: int) -> str:
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"

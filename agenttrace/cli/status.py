@@ -1,0 +1,23 @@
+"""`agenttrace status`: what the store holds and whether tracing has lost anything."""
+
+from __future__ import annotations
+
+import click
+
+from agenttrace.cli._common import store_option
+from agenttrace.store import DuckDBStore
+
+
+@click.command()
+@store_option
+def status(store: DuckDBStore) -> None:
+    """Show the store's path, its counts and any spans dropped or failed to store."""
+    counts = store.stats()
+    click.echo(f"store: {store.path}")
+    for name in ("traces", "spans", "assessments"):
+        click.echo(f"{name}: {counts.get(name, 0)}")
+    dropped, failed = counts.get("dropped_spans", 0), counts.get("failed_spans", 0)
+    click.echo(f"dropped spans: {dropped}")
+    click.echo(f"failed to store: {failed}")
+    if dropped or failed:
+        click.echo("warning: some spans were lost; see the README section 'Nothing dropped silently'", err=True)

@@ -1,0 +1,85 @@
+"""agenttrace.span(), the current-span helpers and update_current_trace."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import agenttrace
+from tests.conftest import only_trace, shape
+
+
+def test_span_block_records_inputs_outputs_attributes_and_events() -> None:
+    with agenttrace.span("retrieve", span_type="RETRIEVER", inputs={"query": "q"}) as s:
+        s.set_outputs([{"id": "doc-1", "score": 0.9}])
+        s.set_attributes({"k": 3, "index": "main", "filters": {"lang": "en"}})
+        s.add_event("cache_miss", {"key": "q"})
+        span_id, trace_id = s.span_id, s.trace_id
+    root = only_trace().root
+    assert (root.span_id, root.trace_id) == (span_id, trace_id)
+    assert root.span_type == "RETRIEVER" and root.inputs == {"query": "q"}
+    assert root.outputs == [{"id": "doc-1", "score": 0.9}]
+    assert root.attributes["k"] == 3 and root.attributes["index"] == "main"
+    assert root.attributes["filters"] == '{"lang":"en"}'  # non-OTel values travel as JSON text
+    assert [e["name"] for e in root.events] == ["cache_miss"]
+
+
+def test_async_with_and_nesting_under_a_decorated_function() -> None:
+    @agenttrace.trace(span_type="AGENT")
+    async def agent():
+        async with agenttrace.span("plan", span_type="CHAIN") as s:
+            s.set_outputs("steps")
+        return "done"
+
+    assert asyncio.run(agent()) == "done"
+    trace = only_trace()
+    assert shape(trace) == [(0, "agent", "AGENT"), (1, "plan", "CHAIN")]
+
+
+def test_exception_in_block_marks_error_and_propagates() -> None:
+    with pytest.raises(ZeroDivisionError):
+        with agenttrace.span("divide"):
+            1 / 0  # noqa: B018
+    root = only_trace().root
+    assert root.status == "ERROR" and root.events[0]["attributes"]["exception.type"] == "ZeroDivisionError"
+
+
+def test_current_span_and_trace_id() -> None:
+    assert agenttrace.get_current_span() is None and agenttrace.get_current_trace_id() is None
+
+    @agenttrace.trace
+    def inner():
+        current = agenttrace.get_current_span()
+        current.set_attributes({"gen_ai.request.model": "m-1", "gen_ai.usage.input_tokens": 7,
+                                "gen_ai.usage.output_tokens": 5})  # fmt: skip
+        return agenttrace.get_current_trace_id(), current.span_id
+
+    trace_id, span_id = inner()
+    trace = only_trace()
+    assert trace.trace_id == trace_id and trace.root.span_id == span_id
+    assert (trace.root.model, trace.root.input_tokens, trace.root.output_tokens) == ("m-1", 7, 5)
+    assert (trace.info.input_tokens, trace.info.output_tokens, trace.info.total_tokens) == (7, 5, 12)
+
+
+def test_update_current_trace_merges_from_any_depth() -> None:
+    @agenttrace.trace
+    def child():
+        agenttrace.update_current_trace(tags={"env": "prod"}, metadata={"attempt": 2}, user_id="u-9")
+
+    @agenttrace.trace
+    def root():
+        agenttrace.update_current_trace(tags={"team": "search"}, session_id="s-1")
+        child()
+
+    root()
+    frame = agenttrace.search_traces()
+    row = frame.iloc[0]
+    assert row.tags == {"team": "search", "env": "prod"}
+    assert row.metadata == {"attempt": 2}
+    assert (row.session_id, row.user_id) == ("s-1", "u-9")
+
+
+def test_update_current_trace_outside_a_trace_warns(caplog: pytest.LogCaptureFixture) -> None:
+    agenttrace.update_current_trace(tags={"x": "y"})
+    assert "outside a trace" in caplog.text

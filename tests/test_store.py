@@ -1,0 +1,170 @@
+"""The DuckDB store: schema, refusals that leave files untouched, locking between processes."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import agenttrace
+from agenttrace.errors import NotAStoreError, SchemaTooNewError, StoreLockedError, TraceNotFoundError
+from agenttrace.store import LATEST_VERSION, DuckDBStore, _connection
+from agenttrace.tracing import runtime
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_new_store_has_tables_and_recorded_migrations(tmp_path: Path) -> None:
+    path = tmp_path / "new.duckdb"
+    DuckDBStore(path).initialise()
+    _connection.release()
+    con = duckdb.connect(str(path), read_only=True)
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"traces", "spans", "assessments", "experiments", "schema_migrations"} <= tables
+    assert con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == LATEST_VERSION
+    con.close()
+
+
+def test_a_file_that_is_not_duckdb_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.duckdb"
+    path.write_text("these are my notes, not a database\n")
+    before = _digest(path)
+    with pytest.raises(NotAStoreError, match="not a DuckDB database file"):
+        DuckDBStore(path).search_traces()
+    assert _digest(path) == before
+
+
+def test_a_store_from_a_newer_schema_is_refused_untouched(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "future.duckdb"
+    DuckDBStore(path).initialise()
+    _connection.release()
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO schema_migrations VALUES (999, '999_from_the_future', 0)")
+    con.close()
+    _connection.forget_prepared()
+    before = _digest(path)
+    with pytest.raises(SchemaTooNewError, match="schema version 999.*upgrade agenttrace"):
+        DuckDBStore(path).search_traces()
+
+    # Tracing into it turns itself off with one warning; the program runs on.
+    agenttrace.configure(store=str(path))
+
+    @agenttrace.trace
+    def still_works(x):
+        return x * 2
+
+    assert still_works(21) == 42
+    runtime.reset()
+    assert "tracing is off" in caplog.text and "999" in caplog.text
+    assert _digest(path) == before
+
+
+def test_unknown_trace_id_is_a_clear_error() -> None:
+    with pytest.raises(TraceNotFoundError, match="no trace with id 'abc'"):
+        agenttrace.get_trace("abc")
+
+
+def test_feedback_and_expectations_are_stored_on_the_trace() -> None:
+    @agenttrace.trace
+    def answer(q):
+        return "Paris"
+
+    answer("capital of France?")
+    trace_id = agenttrace.search_traces().trace_id[0]
+    agenttrace.log_feedback(trace_id, "correct", True, rationale="matches", source="llm_judge:gpt-x")
+    agenttrace.log_expectation(trace_id, "expected_answer", "Paris")
+    kinds = {(a.kind, a.name, a.value, a.source_type, a.source_id) for a in agenttrace.get_trace(trace_id).assessments}
+    assert kinds == {("feedback", "correct", True, "LLM_JUDGE", "gpt-x"),
+                     ("expectation", "expected_answer", "Paris", "HUMAN", None)}  # fmt: skip
+    with pytest.raises(TraceNotFoundError):
+        agenttrace.log_feedback("0" * 32, "correct", True)
+    with pytest.raises(ValueError, match="human, code or llm_judge"):
+        agenttrace.log_feedback(trace_id, "x", 1, source="robot")
+
+
+_HOLDER = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+    con.close()
+    """
+)
+
+
+def _hold_lock(path: Path, seconds: float) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_locked_store_is_retried_then_read(tmp_path: Path) -> None:
+    path = tmp_path / "shared.duckdb"
+    DuckDBStore(path).initialise()
+    _connection.release()
+    holder = _hold_lock(path, 0.8)
+    started = time.monotonic()
+    assert DuckDBStore(path, lock_timeout_s=10).count_traces() == 0
+    assert 0.3 < time.monotonic() - started < 8
+    holder.wait()
+
+
+def test_a_lock_held_past_the_timeout_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "busy.duckdb"
+    DuckDBStore(path).initialise()
+    _connection.release()
+    holder = _hold_lock(path, 3)
+    with pytest.raises(StoreLockedError, match="stayed locked by another process"):
+        DuckDBStore(path, lock_timeout_s=0.3).count_traces()
+    holder.kill()
+    holder.wait()
+
+
+_AGENT = textwrap.dedent(
+    """
+    import sys, time, agenttrace
+    agenttrace.configure(store=sys.argv[1], schedule_delay_ms=20)
+
+    @agenttrace.trace
+    def step(i):
+        return i
+
+    end = time.monotonic() + float(sys.argv[2])
+    i = 0
+    while time.monotonic() < end:
+        step(i)
+        i += 1
+        if i % 200 == 0:
+            time.sleep(0.001)
+    agenttrace.flush()
+    print(i, flush=True)
+    """
+)
+
+
+def test_cli_reads_while_another_process_is_tracing(tmp_path: Path) -> None:
+    path = tmp_path / "live.duckdb"
+    agent = subprocess.Popen([sys.executable, "-c", _AGENT, str(path), "5"], stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    seen = []
+    for _ in range(3):
+        out = subprocess.run(
+            [sys.executable, "-m", "agenttrace", "status", "--store", str(path)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        seen.append(int(out.stdout.split("traces: ")[1].split()[0]))
+        time.sleep(0.3)
+    total = int(agent.communicate(timeout=60)[0])
+    assert seen == sorted(seen) and seen[-1] > 0
+    _connection.forget_prepared()
+    assert DuckDBStore(path).count_traces() == total
