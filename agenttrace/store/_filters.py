@@ -64,6 +64,15 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+_KIND_NAMES = {
+    "op": "a comparison (=, !=, <, <=, >, >=)",
+    "string": "a quoted value",
+    "number": "a number",
+    "ident": "a field name",
+    "lparen": "'('",
+    "rparen": "')'",
+    "end": "the end of the filter",
+}
 _KEYWORDS = {"AND", "OR", "NOT", "LIKE", "ILIKE", "IN", "IS", "NULL", "TRUE", "FALSE"}
 
 
@@ -105,9 +114,10 @@ class _Parser:
     def take(self, *kinds: str) -> _Tok:
         tok = self.peek()
         if tok.kind not in kinds:
-            found = "end of filter" if tok.kind == "end" else f"{tok.text!r}"
+            found = "end of filter" if tok.kind == "end" else f"`{tok.text}`"
+            wanted = " or ".join(_KIND_NAMES.get(k, k) for k in kinds)
             raise FilterError(
-                f"expected {' or '.join(kinds)} but found {found} at position {tok.pos} in filter {self.text!r}",
+                f"expected {wanted} but found {found} at position {tok.pos} in filter {self.text!r}",
                 position=tok.pos,
             )
         self.i += 1

@@ -1,0 +1,173 @@
+"""Tracing never breaks the traced program, and nothing it loses goes uncounted."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+import agenttrace
+from agenttrace.store import DuckDBStore, _connection
+from agenttrace.tracing import runtime
+
+
+class ExplodingMapping(Mapping):
+    """A mapping whose every access raises: unserialisable by any means but repr."""
+
+    def __getitem__(self, key):
+        raise RuntimeError("no")
+
+    def __iter__(self):
+        raise RuntimeError("no")
+
+    def __len__(self):
+        raise RuntimeError("no")
+
+
+def test_unserialisable_arguments_behave_as_untraced() -> None:
+    @agenttrace.trace
+    def take(value):
+        return "ok"
+
+    assert take(ExplodingMapping()) == "ok"
+    root = agenttrace.get_trace(agenttrace.search_traces().trace_id[0]).root
+    assert "ExplodingMapping" in root.inputs["value"]
+
+
+def test_unwritable_store_turns_tracing_off_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    agenttrace.configure(store=str(blocker / "sub" / "traces.duckdb"))
+
+    @agenttrace.trace
+    def work(x):
+        return x + 1
+
+    with caplog.at_level(logging.WARNING, logger="agenttrace"):
+        assert [work(i) for i in range(3)] == [1, 2, 3]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "tracing is off" in warnings[0].getMessage()
+
+
+def test_internal_errors_are_logged_once_counted_and_swallowed_in_production(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    agenttrace.configure(raise_internal_errors=False)
+    rt = runtime.get_runtime()
+
+    class BrokenTracer:
+        def start_span(self, *args, **kwargs):
+            raise RuntimeError("tracer exploded")
+
+    monkeypatch.setattr(rt, "tracer", BrokenTracer())
+    calls = []
+
+    @agenttrace.trace
+    def work(x):
+        calls.append(x)
+        return x * 2
+
+    before = runtime.internal_error_counts().get("start span", 0)
+    assert [work(1), work(2)] == [2, 4]
+    assert calls == [1, 2]  # called exactly once each
+    assert runtime.internal_error_counts()["start span"] == before + 2
+    assert caplog.text.count("tracer exploded") <= 1
+
+
+def test_internal_errors_reraise_under_the_test_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    rt = runtime.get_runtime()
+
+    class BrokenTracer:
+        def start_span(self, *args, **kwargs):
+            raise RuntimeError("tracer exploded")
+
+    monkeypatch.setattr(rt, "tracer", BrokenTracer())
+    with pytest.raises(RuntimeError, match="tracer exploded"):
+        agenttrace.trace(lambda: 1)()
+
+
+def test_a_store_failing_at_export_is_counted_and_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "gone.duckdb"
+    agenttrace.configure(store=str(path), raise_internal_errors=False)
+
+    @agenttrace.trace
+    def work():
+        return 1
+
+    work()
+    agenttrace.flush()
+    _connection.release()
+    rt = runtime.get_runtime()
+    # Make the store unusable under the running exporter: the file becomes a foreign file.
+    path.unlink()
+    path.with_name("gone.duckdb.wal").unlink(missing_ok=True)
+    path.write_text("not a database any more")
+    _connection.forget_prepared()
+    for _ in range(5):
+        work()
+    assert work() == 1
+    agenttrace.flush()
+    assert rt.lost_spans() == (0, 6)
+    assert "could not store" in caplog.text
+
+
+def test_twenty_thousand_calls_leave_exactly_twenty_thousand_traces() -> None:
+    @agenttrace.trace
+    def step(i):
+        return i
+
+    for i in range(20_000):
+        step(i)
+    agenttrace.flush()
+    assert agenttrace.search_traces(max_results=1).shape[0] == 1
+    assert runtime.get_runtime().store.count_traces() == 20_000
+    assert runtime.get_runtime().lost_spans() == (0, 0)
+
+
+def test_queue_bound_drops_are_counted_and_shown(store_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    agenttrace.configure(max_queue_size=50, export_batch_size=50, schedule_delay_ms=60_000)
+
+    @agenttrace.trace
+    def step(i):
+        return i
+
+    for i in range(2_000):
+        step(i)
+    rt = runtime.get_runtime()
+    agenttrace.flush()
+    dropped, failed = rt.lost_spans()
+    stored = rt.store.count_traces()
+    assert dropped > 0 and failed == 0
+    assert stored + dropped == 2_000
+    runtime.reset()  # shutdown records the count in the store and warns
+    assert "lost" in caplog.text and f"{dropped} dropped" in caplog.text
+    _connection.forget_prepared()
+    assert DuckDBStore(store_path).stats()["dropped_spans"] == dropped
+
+
+def test_disabled_tracing_stores_nothing(store_path: Path) -> None:
+    agenttrace.configure(enabled=False)
+
+    @agenttrace.trace
+    def work():
+        with agenttrace.span("inner") as s:
+            s.set_outputs("x")
+        return 1
+
+    assert work() == 1
+    assert agenttrace.search_traces().empty
+
+
+def test_sample_rate_zero_keeps_no_traces() -> None:
+    agenttrace.configure(sample_rate=0.0)
+
+    @agenttrace.trace
+    def work():
+        return 1
+
+    assert [work() for _ in range(20)] == [1] * 20
+    assert agenttrace.search_traces().empty

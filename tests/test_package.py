@@ -1,0 +1,99 @@
+"""The package's shape: the public API, the direction of imports between layers, the examples."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import agenttrace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_public_api_is_pinned() -> None:
+    assert agenttrace.__all__ == sorted(agenttrace.__all__)
+    assert set(agenttrace.__all__) == {
+        "SpanType", "configure", "context", "flush", "get_current_span", "get_current_trace_id", "get_trace",
+        "log_expectation", "log_feedback", "search_traces", "span", "trace", "update_current_trace",
+    }  # fmt: skip
+    for name in agenttrace.__all__:
+        assert getattr(agenttrace, name) is not None
+
+
+# A module may import from its own layer and the layers listed after it, never from those before.
+LAYERS = [
+    ("surface", ("agenttrace.cli", "agenttrace.server", "agenttrace.__main__")),
+    ("engines", ("agenttrace.evaluation", "agenttrace.registry", "agenttrace.tracking")),
+    ("scorers", ("evaluators",)),
+    ("capture", ("agenttrace.tracing", "agenttrace.context")),
+    ("bridge", ("agenttrace.otel",)),
+    ("storage", ("agenttrace.store",)),
+    ("base", ("agenttrace.config", "agenttrace.errors", "agenttrace.records", "agenttrace.scoring")),
+]
+
+
+def _layer(module: str) -> int | None:
+    for index, (_, prefixes) in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return index
+    return None
+
+
+def _modules() -> list[tuple[str, Path]]:
+    found = []
+    for package in ("agenttrace", "evaluators"):
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            found.append((".".join(p for p in parts if p != "__init__"), path))
+    return found
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize(("module", "path"), _modules(), ids=[m for m, _ in _modules()])
+def test_imports_point_downward(module: str, path: Path) -> None:
+    own = _layer(module)
+    if own is None:
+        return  # the package root re-exports everything
+    for imported in _imports(path):
+        target = _layer(imported)
+        assert target is None or target >= own, f"{module} ({LAYERS[own][0]}) imports {imported} ({LAYERS[target][0]})"
+        if own == _layer("agenttrace.store"):
+            assert not imported.startswith("opentelemetry"), f"{module} imports OpenTelemetry"
+        if module.startswith("evaluators"):
+            assert not imported.startswith("agenttrace") or imported in (
+                "agenttrace.scoring", "agenttrace.records", "agenttrace.errors"
+            ), f"{module} imports {imported}"  # fmt: skip
+
+
+def test_sql_lives_only_in_the_store() -> None:
+    for module, path in _modules():
+        if module.startswith("agenttrace.store"):
+            continue
+        text = path.read_text()
+        for keyword in ("SELECT ", "INSERT INTO", "CREATE TABLE"):
+            assert keyword not in text, f"{module} contains SQL ({keyword.strip()})"
+
+
+@pytest.mark.parametrize("script", ["quickstart.py"])
+def test_examples_run(script: str, tmp_path: Path) -> None:
+    env = {**os.environ, "AGENTTRACE_STORE": str(tmp_path / "ex.duckdb")}
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script)], capture_output=True, text=True, timeout=300, env=env,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "[AGENT]" in out.stdout
