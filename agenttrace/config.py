@@ -16,7 +16,7 @@ from typing import Any
 
 from agenttrace.errors import ConfigError
 
-__all__ = ["CONFIG_FILE_ENV", "DEFAULT_STORE", "Settings", "resolve"]
+__all__ = ["CONFIG_FILE_ENV", "DEFAULT_STORE", "Settings", "parse_headers", "resolve"]
 
 DEFAULT_STORE = "agenttrace.duckdb"
 CONFIG_FILE_ENV = "AGENTTRACE_CONFIG_FILE"
@@ -54,6 +54,14 @@ class Settings:
     lock_timeout_s: float = 10.0
     # Off in production (internal errors are logged and counted); the test suite turns it on.
     raise_internal_errors: bool = False
+    # OTLP export (also read from the standard OTEL_EXPORTER_OTLP_* variables, below AGENTTRACE_*).
+    otlp_endpoint: str | None = None  # http(s) URL; one without a path gets /v1/traces
+    otlp_protocol: str = "http/protobuf"  # or "grpc"
+    otlp_headers: Any = None  # dict, or "key=value,key2=value2" as in OTEL_EXPORTER_OTLP_HEADERS
+    # Client mode: send spans to `agenttrace server` at this http URL instead of opening a file.
+    uri: str | None = None
+    auth_token: str | None = None  # sent as "Authorization: Bearer ..." to the server in client mode
+    autolog: Any = ()  # integrations to instrument at configure time, e.g. ["openai"]
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -68,7 +76,62 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "schedule_delay_ms": int,
     "lock_timeout_s": float,
     "raise_internal_errors": _parse_bool,
+    "otlp_endpoint": _parse_store,
+    "otlp_protocol": str,
+    "otlp_headers": str,
+    "uri": _parse_store,
+    "auth_token": str,
+    "autolog": lambda text: tuple(p.strip() for p in text.split(",") if p.strip()),
 }
+
+# The standard OpenTelemetry variables, read after the file and before AGENTTRACE_* ones.
+OTEL_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTEL_TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+OTEL_HEADERS = "OTEL_EXPORTER_OTLP_HEADERS"
+OTEL_TRACES_HEADERS = "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
+OTEL_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
+OTEL_TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+OTLP_PROTOCOLS = ("http/protobuf", "grpc")
+
+
+def _otel_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """otlp_* settings from OTEL_EXPORTER_OTLP_*; the traces-specific variable wins."""
+    values: dict[str, Any] = {}
+    protocol = environ.get(OTEL_TRACES_PROTOCOL) or environ.get(OTEL_PROTOCOL)
+    if protocol:
+        values["otlp_protocol"] = protocol.strip()
+    headers = environ.get(OTEL_TRACES_HEADERS) or environ.get(OTEL_HEADERS)
+    if headers:
+        values["otlp_headers"] = headers
+    if environ.get(OTEL_TRACES_ENDPOINT):
+        values["otlp_endpoint"] = environ[OTEL_TRACES_ENDPOINT].strip()
+    elif environ.get(OTEL_ENDPOINT):
+        base = environ[OTEL_ENDPOINT].strip()
+        # The spec: the generic variable is a base URL and the signal path is appended (HTTP only).
+        grpc = values.get("otlp_protocol") == "grpc"
+        values["otlp_endpoint"] = base if grpc else base.rstrip("/") + "/v1/traces"
+    return values
+
+
+def parse_headers(value: Any) -> dict[str, str]:
+    """Headers from a mapping or the "k=v,k2=v2" form (values URL-decoded, as the OTLP spec says)."""
+    from urllib.parse import unquote
+
+    if value is None or value == "":
+        return {}
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    if not isinstance(value, str):
+        raise ConfigError(f"otlp_headers must be a dict or 'key=value,...' text, got {type(value).__name__}")
+    headers = {}
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        key, sep, val = part.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"otlp_headers: {part.strip()!r} is not key=value; write 'k=v,k2=v2'")
+        headers[unquote(key.strip())] = unquote(val.strip())
+    return headers
 
 
 def env_name(setting: str) -> str:
@@ -97,6 +160,7 @@ def resolve(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, st
         if name not in known:
             raise ConfigError(f"unknown setting {name!r} in config file; valid: {', '.join(sorted(known))}")
         values[name] = raw
+    values.update(_otel_environment(environ))
     for name, parse in _PARSERS.items():
         raw = environ.get(env_name(name))
         if raw is None:
@@ -124,3 +188,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("redact must be a callable or a list of key names, not a single string")
     if s.max_queue_size < s.export_batch_size:
         raise ConfigError("max_queue_size must be at least export_batch_size")
+    if s.otlp_protocol not in OTLP_PROTOCOLS:
+        raise ConfigError(f"otlp_protocol must be {' or '.join(OTLP_PROTOCOLS)}, not {s.otlp_protocol!r}")
+    parse_headers(s.otlp_headers)
+    if s.uri is not None and not s.uri.startswith(("http://", "https://")):
+        raise ConfigError(f"uri must be the http(s) URL of `agenttrace server`, not {s.uri!r}")

@@ -9,6 +9,7 @@
     ├── FilterError                  a search filter cannot be parsed
     │   └── UnknownFieldError        the filter names a column that does not exist
     ├── TraceNotFoundError           no trace has the given id
+    ├── IngestError                  an OTLP request body cannot be decoded
     └── EvaluationError              an evaluation cannot start (bad data, scorer, predict_fn)
         ├── DatasetError             a dataset cannot be read or is malformed
         └── UnknownScorerError       no registered scorer has the given name
@@ -25,6 +26,7 @@ __all__ = [
     "DatasetError",
     "EvaluationError",
     "FilterError",
+    "IngestError",
     "NotAStoreError",
     "SchemaTooNewError",
     "StoreError",
@@ -69,6 +71,10 @@ class FilterError(AgentTraceError):
 
 class UnknownFieldError(FilterError):
     """A filter names a field that does not exist; the message lists the valid ones."""
+
+
+class IngestError(AgentTraceError):
+    """An OTLP request body is not a decodable ExportTraceServiceRequest (HTTP 400)."""
 
 
 class TraceNotFoundError(AgentTraceError):

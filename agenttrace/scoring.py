@@ -28,8 +28,10 @@ __all__ = [
     "available_scorers",
     "get_scorer",
     "normalize_result",
+    "as_scorers",
     "register_scorer",
     "scorer",
+    "scorer_target",
 ]
 
 ENTRY_POINT_GROUP = "agenttrace.scorers"
@@ -132,8 +134,8 @@ def available_scorers() -> list[str]:
     return sorted(set(_entry_point_targets()) | set(_registered))
 
 
-def get_scorer(name: str) -> Scorer:
-    """Find a scorer by registered name; unknown names raise with the valid names listed."""
+def scorer_target(name: str) -> Any:
+    """What is registered under `name` (instance, Scorer subclass or function), not yet built."""
     target = _registered.get(name)
     if target is None:
         ep = _entry_point_targets().get(name)
@@ -141,6 +143,12 @@ def get_scorer(name: str) -> Scorer:
             valid = ", ".join(available_scorers()) or "(none registered)"
             raise UnknownScorerError(f"unknown scorer {name!r}; valid scorers: {valid}")
         target = ep.load()
+    return target
+
+
+def get_scorer(name: str) -> Scorer:
+    """Find a scorer by registered name; unknown names raise with the valid names listed."""
+    target = scorer_target(name)
     if isinstance(target, Scorer):
         return target
     if isinstance(target, type) and issubclass(target, Scorer):

@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_public_api_is_pinned() -> None:
     assert agenttrace.__all__ == sorted(agenttrace.__all__)
     assert set(agenttrace.__all__) == {
-        "SpanType", "configure", "context", "flush", "get_current_span", "get_current_trace_id", "get_trace",
-        "log_expectation", "log_feedback", "search_traces", "span", "trace", "update_current_trace",
+        "SpanType", "compare_evals", "configure", "context", "datasets", "evaluate", "flush", "get_current_span",
+        "get_current_trace_id", "get_trace", "load_dataset", "log_expectation", "log_feedback", "search_traces", "span", "trace", "update_current_trace",
     }  # fmt: skip
     for name in agenttrace.__all__:
         assert getattr(agenttrace, name) is not None
@@ -28,7 +28,7 @@ def test_public_api_is_pinned() -> None:
 # A module may import from its own layer and the layers listed after it, never from those before.
 LAYERS = [
     ("surface", ("agenttrace.cli", "agenttrace.server", "agenttrace.__main__")),
-    ("engines", ("agenttrace.evaluation", "agenttrace.registry", "agenttrace.tracking")),
+    ("engines", ("agenttrace.evaluation", "agenttrace.registry", "agenttrace.tracking", "agenttrace.datasets")),
     ("scorers", ("evaluators",)),
     ("capture", ("agenttrace.tracing", "agenttrace.context")),
     ("bridge", ("agenttrace.otel",)),

@@ -17,7 +17,7 @@ import pandas as pd
 
 from agenttrace.errors import StoreError, TraceNotFoundError
 from agenttrace.records import Assessment, Trace
-from agenttrace.store import _connection, _queries, _writer
+from agenttrace.store import _connection, _evaluation, _ingest, _queries, _writer
 from agenttrace.store._filters import FIELDS as FILTER_FIELDS
 from agenttrace.store._queries import TRACE_FRAME_COLUMNS
 from agenttrace.store._schema import LATEST_VERSION
@@ -43,6 +43,7 @@ class DuckDBStore:
     def __init__(self, path: str | Path, *, lock_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
         self.lock_timeout_s = lock_timeout_s
+        self._known_experiments: set[str] = set()
 
     def __repr__(self) -> str:
         return f"DuckDBStore({str(self.path)!r})"
@@ -65,8 +66,20 @@ class DuckDBStore:
     def append_spans(self, columns: Mapping[str, Sequence[Any]]) -> int:
         """Append a batch of spans given as columns (see SPAN_COLUMNS and TRACE_COLUMNS)."""
         batch = _writer.to_arrow(columns)
-        self._run(False, _writer.append_batch, batch, time.time_ns(), hold=True)
+        experiments = set(columns.get("experiment", ())) - {None}
+        fresh = not experiments <= self._known_experiments
+        self._run(False, _writer.append_batch, batch, time.time_ns(), fresh, hold=True)
+        self._known_experiments |= experiments
         return batch.num_rows
+
+    def append_new_spans(self, columns: Mapping[str, Sequence[Any]]) -> int:
+        """Append only the spans (by trace_id, span_id) not stored yet; returns how many were new.
+
+        For OTLP ingest, where a sender may re-send a batch; one writer thread must call it.
+        """
+        known = self._run(False, _ingest.existing_span_keys, columns["trace_id"], columns["span_id"], hold=True)
+        fresh = _ingest.without_known(dict(columns), known)  # type: ignore[arg-type]
+        return self.append_spans(fresh) if fresh["trace_id"] else 0
 
     def release(self) -> None:
         """Close a connection held between batches, checkpointing the file and freeing it."""
@@ -129,3 +142,41 @@ class DuckDBStore:
 
     def stats(self) -> dict[str, int]:
         return self._run(True, _queries.stats)
+
+    # --- evaluation -------------------------------------------------------------------------
+
+    def save_dataset(
+        self, name: str, version: str, digest: str, source: str | None, records: Sequence[dict[str, Any]]
+    ) -> bool:
+        """Store a dataset version (records with id, inputs, expectations, tags); False if it exists."""
+        return self._run(False, _evaluation.save_dataset, name, version, digest, source, records, time.time_ns())
+
+    def load_dataset(self, name: str, version: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+        return self._run(True, _evaluation.load_dataset, name, version)
+
+    def list_datasets(self) -> pd.DataFrame:
+        return self._run(True, _evaluation.list_datasets)
+
+    def start_eval_run(self, run: dict[str, Any]) -> None:
+        self._run(False, _evaluation.start_eval_run, run)
+
+    def add_eval_records(
+        self, eval_run_id: str, rows: Sequence[dict[str, Any]], assessments: Sequence[Assessment]
+    ) -> None:
+        self._run(False, _evaluation.add_eval_records, eval_run_id, rows, assessments, hold=True)
+
+    def finish_eval_run(self, eval_run_id: str, status: str, summary: dict[str, Any]) -> None:
+        self._run(False, _evaluation.finish_eval_run, eval_run_id, status, time.time_ns(), summary)
+
+    def list_eval_runs(self, limit: int = 20) -> pd.DataFrame:
+        return self._run(True, _evaluation.list_eval_runs, limit)
+
+    def load_eval_run(self, ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """An eval run (by id, unique id prefix or name) and its per-record rows."""
+        return self._run(True, _evaluation.load_eval_run, ref)
+
+    def judge_cache_get(self, key: str) -> str | None:
+        return self._run(False, _evaluation.judge_cache_get, key, hold=True)
+
+    def judge_cache_put(self, key: str, value: str) -> None:
+        self._run(False, _evaluation.judge_cache_put, key, value, time.time_ns(), hold=True)

@@ -99,8 +99,84 @@ def _001_core_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE TABLE tracing_stats (name VARCHAR PRIMARY KEY, value BIGINT NOT NULL)")
 
 
+def _002_evaluation(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE datasets (
+            name VARCHAR NOT NULL,
+            version VARCHAR NOT NULL,      -- the content digest's first 12 hex characters
+            digest VARCHAR NOT NULL,
+            record_count BIGINT NOT NULL,
+            source VARCHAR,
+            created_ns BIGINT NOT NULL,
+            PRIMARY KEY (name, version)
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE dataset_records (
+            dataset_name VARCHAR NOT NULL,
+            dataset_version VARCHAR NOT NULL,
+            position BIGINT NOT NULL,
+            record_id VARCHAR NOT NULL,
+            inputs JSON NOT NULL,
+            expectations JSON,
+            tags JSON,
+            source_trace_id VARCHAR
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE eval_runs (
+            eval_run_id VARCHAR PRIMARY KEY,
+            name VARCHAR,
+            experiment VARCHAR,
+            status VARCHAR NOT NULL,          -- RUNNING, FINISHED, INTERRUPTED, FAILED
+            dataset_name VARCHAR,
+            dataset_version VARCHAR,
+            agent_name VARCHAR,
+            agent_version VARCHAR,
+            scorers JSON,
+            judge_model VARCHAR,
+            record_count BIGINT,
+            started_ns BIGINT NOT NULL,
+            ended_ns BIGINT,
+            summary JSON
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE eval_records (
+            eval_run_id VARCHAR NOT NULL,
+            record_id VARCHAR NOT NULL,
+            position BIGINT NOT NULL,
+            trace_id VARCHAR,
+            inputs JSON,
+            outputs JSON,
+            expectations JSON,
+            error VARCHAR,
+            latency_ms DOUBLE,
+            scores JSON               -- {scorer: {"value", "rationale", "error", ...}}
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE judge_cache (
+            key VARCHAR PRIMARY KEY,
+            value VARCHAR NOT NULL,
+            created_ns BIGINT NOT NULL
+        )
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_core_tables", _001_core_tables),
+    ("002_evaluation", _002_evaluation),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

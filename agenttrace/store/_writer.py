@@ -134,15 +134,20 @@ def to_arrow(columns: Mapping[str, Sequence[Any]]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=BATCH_SCHEMA)
 
 
-def append_batch(con: duckdb.DuckDBPyConnection, batch: pa.Table, now_ns: int) -> None:
-    """Append spans and upsert their traces in one transaction."""
+def append_batch(con: duckdb.DuckDBPyConnection, batch: pa.Table, now_ns: int, new_experiments: bool) -> None:
+    """Append spans and upsert their traces in one transaction.
+
+    `new_experiments` is False when the caller knows every experiment in the batch is recorded
+    already, which saves a statement per batch on the hot path.
+    """
     con.register("batch", batch)
     try:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(f"INSERT INTO spans SELECT {_SPAN_NAMES} FROM batch")
             con.execute(_UPSERT_TRACES)
-            con.execute(_UPSERT_EXPERIMENTS, [now_ns])
+            if new_experiments:
+                con.execute(_UPSERT_EXPERIMENTS, [now_ns])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -20,7 +20,9 @@ from opentelemetry.trace import Tracer
 from agenttrace import config
 from agenttrace.errors import AgentTraceError
 from agenttrace.otel import conventions as cv
+from agenttrace.otel.collector import TraceCollector
 from agenttrace.otel.exporter import CountingBatchProcessor, StoreSpanExporter
+from agenttrace.otel.otlp_export import remote_exporters
 from agenttrace.otel.provider import attach_to_global, build_provider
 from agenttrace.store import DuckDBStore
 from agenttrace.tracing.serialize import Serializer
@@ -38,10 +40,12 @@ class Runtime:
         self.serializer = Serializer(settings.max_payload_bytes, settings.redact)
         self.store: DuckDBStore | None = None
         self.store_processor: CountingBatchProcessor | None = None
+        self.remote_processors: list[CountingBatchProcessor] = []  # OTLP export and client mode
         self.provider: TracerProvider | None = None
         self.tracer: Tracer | None = None
         self.enabled = settings.enabled
         self.run_id: str | None = None
+        self._collector: TraceCollector | None = None
         if self.enabled:
             try:
                 self._build()
@@ -51,7 +55,8 @@ class Runtime:
 
     def _build(self) -> None:
         processors: list[SpanProcessor] = []
-        if self.settings.store is not None:
+        # Client mode (`uri`) sends spans to `agenttrace server` instead of opening the file.
+        if self.settings.store is not None and self.settings.uri is None:
             store = DuckDBStore(self.settings.store, lock_timeout_s=self.settings.lock_timeout_s)
             store.initialise()
             self.store = store
@@ -62,6 +67,15 @@ class Runtime:
                 schedule_delay_ms=self.settings.schedule_delay_ms,
             )
             processors.append(self.store_processor)
+        for exporter, batch_size in remote_exporters(self.settings):
+            remote = CountingBatchProcessor(
+                exporter,  # type: ignore[arg-type]  # counts like StoreSpanExporter: exported, failed, done
+                max_queue_size=self.settings.max_queue_size,
+                export_batch_size=batch_size,
+                schedule_delay_ms=self.settings.schedule_delay_ms,
+            )
+            self.remote_processors.append(remote)
+            processors.append(remote)
         # The experiment is fixed for a runtime, so it rides on the resource, not on every span.
         self.provider = build_provider(
             self.settings.sample_rate, processors, {cv.EXPERIMENT: self.settings.experiment}
@@ -70,6 +84,16 @@ class Runtime:
         if self.settings.capture_global:
             attach_to_global(self.provider, processors)
 
+    def collector(self) -> TraceCollector | None:
+        """The in-memory collector of watched traces, added to our provider on first use."""
+        if self.provider is None:
+            return None
+        with _lock:
+            if self._collector is None:
+                self._collector = TraceCollector()
+                self.provider.add_span_processor(self._collector)
+        return self._collector
+
     def flush(self, timeout_ms: int = 30_000) -> bool:
         if self.provider is None:
             return True
@@ -77,8 +101,8 @@ class Runtime:
 
     def lost_spans(self) -> tuple[int, int]:
         """(dropped at the queue bound, failed to store) since this runtime started."""
-        p = self.store_processor
-        return (p.dropped, p.exporter.failed) if p is not None else (0, 0)
+        counted = [p for p in (self.store_processor, *self.remote_processors) if p is not None]
+        return sum(p.dropped for p in counted), sum(p.exporter.failed for p in counted)
 
     def shutdown(self) -> None:
         if self.provider is None:

@@ -10,7 +10,9 @@ can find it from any depth.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -21,6 +23,8 @@ from opentelemetry.trace import Span, Status, StatusCode
 from agenttrace.otel import conventions as cv
 from agenttrace.records import SpanType
 from agenttrace.tracing.runtime import Runtime, get_runtime, internal_error
+
+logger = logging.getLogger("agenttrace")
 
 __all__ = ["LiveSpan", "get_current_span", "get_current_trace_id", "span", "update_current_trace"]
 
@@ -206,6 +210,64 @@ class _NoopSpan:
 _NOOP = _NoopSpan()
 
 
+@contextmanager
+def detached() -> Iterator[None]:
+    """Run a block outside any current trace, so spans started in it begin a new trace."""
+    token = otel_context.attach(otel_context.Context())
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def trace_attributes(
+    tags: Mapping[str, Any] | None = None, agent_name: str | None = None, agent_version: str | None = None
+) -> dict[str, Any]:
+    """Attributes for a local root span that fill the trace's tags and agent columns."""
+    attributes: dict[str, Any] = {}
+    if tags:
+        attributes[cv.TRACE_TAGS] = json.dumps({str(k): str(v) for k, v in tags.items()})
+    if agent_name:
+        attributes[cv.AGENT_NAME] = agent_name
+    if agent_version:
+        attributes[cv.AGENT_VERSION] = agent_version
+    return attributes
+
+
+def record_span(
+    name: str,
+    span_type: str | SpanType,
+    start_time_ns: int,
+    end_time_ns: int,
+    *,
+    inputs: Any = None,
+    outputs: Any = None,
+    attributes: Mapping[str, Any] | None = None,
+    error: str | None = None,
+) -> str | None:
+    """Record an already finished operation as the root span of a trace of its own.
+
+    Used for work observed after the fact (an LLM judge's call). Returns the new trace id.
+    """
+    rt = get_runtime()
+    if not rt.enabled or rt.tracer is None:
+        return None
+    try:
+        attrs = {cv.SPAN_TYPE: normalize_span_type(span_type), **(attributes or {})}
+        if inputs is not None:
+            attrs[cv.INPUTS] = rt.serializer.to_json(inputs)
+        if outputs is not None:
+            attrs[cv.OUTPUTS] = rt.serializer.to_json(outputs)
+        s = rt.tracer.start_span(name, context=otel_context.Context(), attributes=attrs, start_time=start_time_ns)
+        if error:
+            s.set_status(Status(StatusCode.ERROR, error))
+        s.end(end_time=end_time_ns)
+        return format(s.get_span_context().trace_id, "032x")
+    except Exception as exc:
+        internal_error("record span", exc)
+        return None
+
+
 def get_current_span() -> LiveSpan | None:
     """The recording span of the current context, or None outside any span."""
     current = otel_trace.get_current_span()
@@ -231,9 +293,7 @@ def update_current_trace(
     """
     root = otel_context.get_value(ROOT_KEY)
     if root is None or not root.is_recording():  # type: ignore[attr-defined]
-        import logging
-
-        logging.getLogger("agenttrace").warning("update_current_trace called outside a trace; ignored")
+        logger.warning("update_current_trace called outside a trace; ignored")
         return
     try:
         existing = getattr(root, "attributes", None) or {}

@@ -1,0 +1,1 @@
+"""The evaluation engine: datasets, evaluate(), scorer resolution, summaries and comparisons."""

@@ -1,0 +1,80 @@
+"""Versioned evaluation datasets in the store: a version is the content digest of its records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from agenttrace.errors import ConfigError, DatasetError
+from agenttrace.evaluation.data import EvalRecord, digest_of, load_data, records_from_frame
+from agenttrace.store import DuckDBStore
+from agenttrace.tracing.runtime import flush, get_runtime
+
+__all__ = ["Dataset", "create", "load_dataset"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One stored version of a dataset; iterate it for record dicts."""
+
+    name: str
+    version: str
+    records: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.records)
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.records)
+
+
+def _store() -> DuckDBStore:
+    rt = get_runtime()
+    flush()
+    if rt.store is None:
+        raise ConfigError("datasets live in the store, and none is configured; configure(store='agenttrace.duckdb')")
+    return rt.store
+
+
+def _from_traces(frame: pd.DataFrame) -> list[EvalRecord]:
+    """Production traces to records: root inputs as inputs, the output as a draft expectation."""
+    records, _ = records_from_frame(frame, "traces")
+    for record in records:
+        record.source_trace_id = record.trace_id
+        record.expectations = {"expected_response": record.outputs, **record.expectations}
+        record.id = f"trace-{record.trace_id}"
+    return records
+
+
+def create(name: str, source: Any) -> Dataset:
+    """Store `source` (records, a file path, a DataFrame or a search_traces result) as a version.
+
+    Creating identical content again returns the same version and stores nothing new.
+    """
+    if not name or "@" in name:
+        raise DatasetError(f"dataset name {name!r} must be non-empty and without '@'")
+    store = _store()
+    if isinstance(source, pd.DataFrame) and {"trace_id", "outputs"} <= set(source.columns):
+        records = _from_traces(source)
+        origin = "traces"
+    else:
+        loaded = load_data(source, store.load_dataset)
+        records, origin = loaded.records, loaded.source
+    if not records:
+        raise DatasetError(f"dataset {name!r} would be empty; give it at least one record")
+    digest = digest_of(records)
+    version = digest[:12]
+    store.save_dataset(name, version, digest, origin, [r.as_dict() for r in records])
+    return load_dataset(name, version)
+
+
+def load_dataset(name: str, version: str | None = None) -> Dataset:
+    """A stored dataset version (the newest when `version` is None)."""
+    version, records = _store().load_dataset(name, version)
+    return Dataset(name, version, records)

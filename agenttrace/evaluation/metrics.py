@@ -1,0 +1,87 @@
+"""Summaries of an evaluation: per-scorer mean or pass rate with a bootstrap interval, run figures,
+and the paired comparison of two runs.
+
+Bootstrap: 2,000 resamples of the per-record values with a fixed seed, so a summary is
+reproducible. Paired test: a sign-flip permutation test on per-record differences (exact when
+there are at most 16 pairs, otherwise 20,000 random flips), which assumes no distribution.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Sequence
+from numbers import Real
+from typing import Any
+
+import numpy as np
+
+_RESAMPLES = 2_000
+_SEED = 20261126
+
+
+def as_number(value: Any) -> float | None:
+    """Scores usable in a mean: numbers and booleans (1/0); anything else is None."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, Real):
+        return float(value)
+    return None
+
+
+def bootstrap_interval(values: Sequence[float]) -> tuple[float, float]:
+    data = np.asarray(values, dtype=float)
+    if len(data) < 2:
+        return (float(data[0]), float(data[0])) if len(data) else (float("nan"), float("nan"))
+    rng = np.random.default_rng(_SEED)
+    means = data[rng.integers(0, len(data), size=(_RESAMPLES, len(data)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def summarise_scorer(values: list[Any], errors: int, aggregation: str) -> dict[str, Any]:
+    """Mean (numeric) or pass rate (boolean) with a 95% interval; label counts otherwise."""
+    numbers = [n for n in (as_number(v) for v in values) if n is not None]
+    summary: dict[str, Any] = {"count": len(values), "errors": errors, "aggregation": aggregation}
+    if aggregation in ("numeric", "boolean") and len(numbers) == len(values) and numbers:
+        key = "pass_rate" if aggregation == "boolean" else "mean"
+        summary[key] = float(np.mean(numbers))
+        summary["ci95"] = list(bootstrap_interval(numbers))
+    else:
+        summary["aggregation"] = "categorical"
+        summary["counts"] = dict(Counter(str(v) for v in values))
+    return summary
+
+
+def headline(summary: dict[str, Any]) -> float | None:
+    """The one number of a scorer's summary: its pass rate or mean."""
+    return summary.get("pass_rate", summary.get("mean"))
+
+
+def run_figures(latencies_ms: list[float], tokens: list[int | None], errors: int, wall_s: float) -> dict[str, Any]:
+    lat = np.asarray(latencies_ms, dtype=float)
+    known_tokens = [t for t in tokens if t is not None]
+    return {
+        "records": len(latencies_ms),
+        "prediction_errors": errors,
+        "latency_p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
+        "latency_p95_ms": float(np.percentile(lat, 95)) if len(lat) else None,
+        "total_tokens": int(sum(known_tokens)) if known_tokens else None,
+        "cost": None,  # no price table yet: tokens are reported, cost stays unknown rather than guessed
+        "wall_seconds": wall_s,
+    }
+
+
+def paired_p_value(differences: Sequence[float]) -> float:
+    """Two-sided sign-flip permutation test of mean difference = 0."""
+    d = np.asarray(differences, dtype=float)
+    n = len(d)
+    if n == 0 or not np.any(d):
+        return 1.0
+    observed = abs(d.mean())
+    if n <= 16:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+    else:
+        signs = np.random.default_rng(_SEED).choice((1.0, -1.0), size=(20_000, n))
+    means = np.abs((signs * d).mean(axis=1))
+    return float(np.mean(means >= observed - 1e-12))

@@ -1,0 +1,233 @@
+"""OTLP ingest: an ExportTraceServiceRequest (protobuf or JSON) to the store's batch columns.
+
+The columns are the ones `convert.spans_to_columns` builds for our own spans, so an ingested
+span and a traced one are stored alike. The conventions of other instrumentations fill our
+columns (kind, inputs, outputs, model, tokens, session, user; see `ingest_mapping`), and every
+original attribute is kept in `attributes`.
+
+Decoding is strict about shape and lenient about content: a body that is not a request is an
+`IngestError` (HTTP 400); a span without valid ids is rejected alone and counted (OTLP's
+`partial_success`); an attribute value above `max_value_bytes` is cut to a preview and reported.
+Everything that reaches the columns is valid UTF-8 and every JSON column holds valid JSON, so a
+batch can never fail in the store because of what a sender wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from agenttrace.errors import IngestError
+from agenttrace.otel import conventions as cv
+from agenttrace.otel.ingest_mapping import SpanFacts, facts_of
+
+__all__ = ["IngestResult", "decode_json", "decode_protobuf", "request_to_columns"]
+
+COLUMN_NAMES = (
+    "trace_id", "span_id", "parent_span_id", "name", "span_type", "status", "status_message",
+    "start_time_ns", "end_time_ns", "duration_ms", "inputs", "outputs", "attributes", "events", "model",
+    "input_tokens", "output_tokens", "resource", "scope", "root_rank", "experiment", "run_id",
+    "session_id", "user_id", "tags", "metadata", "agent_name", "agent_version",
+)  # fmt: skip
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+_REMOTE_KNOWN, _REMOTE = 0x100, 0x200  # SpanFlags: "parent is remote" is known / is true
+_STATUS_ERROR = 2
+DEFAULT_MAX_VALUE_BYTES = 1 << 20
+
+
+@dataclass
+class IngestResult:
+    """Columns for `DuckDBStore.append_spans`, and what was refused or cut, for partial_success."""
+
+    columns: dict[str, list[Any]]
+    accepted: int = 0
+    rejected: int = 0
+    truncated: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def message(self) -> str:
+        parts = list(dict.fromkeys(self.problems))[:5]
+        if self.truncated:
+            parts.append(f"{self.truncated} attribute values above the size limit were cut to a preview")
+        return "; ".join(parts)
+
+
+def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
+    """Parse an OTLP/protobuf body; IngestError when it is not an ExportTraceServiceRequest."""
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise IngestError(f"body is not an OTLP ExportTraceServiceRequest in protobuf: {exc}") from exc
+    return request
+
+
+def decode_json(body: bytes) -> ExportTraceServiceRequest:
+    """Parse an OTLP/JSON body (ids in hex, as the OTLP spec says, not protobuf's base64)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise IngestError(f"body is not valid JSON (UTF-8): {exc}") from exc
+    if not isinstance(data, dict):
+        raise IngestError(f"OTLP/JSON body must be an object with resourceSpans, got {type(data).__name__}")
+    try:
+        _hex_ids_to_base64(data)
+        return json_format.ParseDict(data, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+        raise IngestError(
+            f"JSON does not have the shape of an OTLP ExportTraceServiceRequest: {exc}"
+        ) from exc
+
+
+def _hex_ids_to_base64(data: dict[str, Any]) -> None:
+    import base64
+
+    def convert(obj: dict[str, Any], keys: tuple[str, ...]) -> None:
+        for key in keys:
+            value = obj.get(key)
+            if isinstance(value, str):
+                try:
+                    obj[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                except ValueError:
+                    obj[key] = ""  # not hex: the span is rejected for its ids, the rest goes on
+
+    for rs in _list(data, "resourceSpans"):
+        for ss in _list(rs, "scopeSpans"):
+            for span in _list(ss, "spans"):
+                convert(span, ("traceId", "spanId", "parentSpanId"))
+                for link in _list(span, "links"):
+                    convert(link, ("traceId", "spanId"))
+
+
+def _list(obj: Any, key: str) -> list[Any]:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+class _Values:
+    """Turns OTLP AnyValues into plain, JSON-safe Python values, cutting oversized strings."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.truncated = 0
+
+    def value(self, v: Any) -> Any:
+        kind = v.WhichOneof("value")
+        if kind == "string_value":
+            return self.text(v.string_value)
+        if kind == "int_value" or kind == "bool_value":
+            return getattr(v, kind)
+        if kind == "double_value":
+            d = v.double_value
+            return d if math.isfinite(d) else str(d)
+        if kind == "array_value":
+            return [self.value(x) for x in v.array_value.values]
+        if kind == "kvlist_value":
+            return self.attributes(v.kvlist_value.values)
+        if kind == "bytes_value":
+            return self.text(v.bytes_value.hex())
+        return None
+
+    def text(self, s: str) -> str:
+        if len(s) <= self.max_bytes // 4 or len(s.encode("utf-8", "surrogatepass")) <= self.max_bytes:
+            return s.encode("utf-8", "replace").decode("utf-8") if not s.isascii() else s
+        self.truncated += 1
+        preview = s[: self.max_bytes // 8].encode("utf-8", "replace").decode("utf-8")
+        return f"{preview}…[agenttrace: value of {len(s)} characters cut at ingest]"
+
+    def attributes(self, key_values: Any) -> dict[str, Any]:
+        return {self.text(kv.key): self.value(kv.value) for kv in key_values}
+
+
+def _hex(raw: bytes, size: int) -> str | None:
+    return raw.hex() if len(raw) == size else None
+
+
+def request_to_columns(
+    request: ExportTraceServiceRequest, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+) -> IngestResult:
+    """Convert every valid span of the request; spans without valid ids are rejected and counted."""
+    values = _Values(max_value_bytes)
+    rows: list[tuple[Any, ...]] = []
+    result = IngestResult(columns={})
+    for rs in request.resource_spans:
+        resource = values.attributes(rs.resource.attributes)
+        resource_json = _dumps(resource)
+        default_experiment = (
+            resource.get(cv.EXPERIMENT) or resource.get("openinference.project.name") or "Default"
+        )
+        for ss in rs.scope_spans:
+            scope = values.text(ss.scope.name) or None
+            for span in ss.spans:
+                problem = _id_problem(span)
+                if problem:
+                    result.rejected += 1
+                    result.problems.append(problem)
+                    continue
+                rows.append(_row(span, values, resource_json, str(default_experiment), scope))
+    result.accepted = len(rows)
+    result.truncated = values.truncated
+    if rows:
+        result.columns = {n: list(c) for n, c in zip(COLUMN_NAMES, zip(*rows, strict=True), strict=True)}
+    else:
+        result.columns = {n: [] for n in COLUMN_NAMES}
+    return result
+
+
+def _id_problem(span: Any) -> str | None:
+    if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE:
+        return "a span without a valid 16-byte trace_id was rejected"
+    if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN:
+        return "a span without a valid 8-byte span_id was rejected"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return "a span whose parent_span_id is not 8 bytes was rejected"
+    return None
+
+
+def _row(span: Any, values: _Values, resource_json: str, default_experiment: str, scope: str | None) -> tuple:
+    attrs = values.attributes(span.attributes)
+    events = [
+        {
+            "name": values.text(e.name),
+            "timestamp_ns": e.time_unix_nano,
+            "attributes": values.attributes(e.attributes),
+        }
+        for e in span.events
+    ]
+    facts: SpanFacts = facts_of(attrs, events)
+    parent = (
+        _hex(span.parent_span_id, 8) if span.parent_span_id and span.parent_span_id != _ZERO_SPAN else None
+    )
+    if parent is None:
+        rank = 2
+    elif (span.flags & _REMOTE_KNOWN and span.flags & _REMOTE) or attrs.get(cv.LOCAL_ROOT):
+        rank = 1
+    else:
+        rank = 0
+    start = span.start_time_unix_nano
+    end = span.end_time_unix_nano or start
+    if end < start:
+        end = start
+    error = span.status.code == _STATUS_ERROR
+    rest = {k: v for k, v in attrs.items() if k not in cv.LIFTED}
+    return (
+        span.trace_id.hex(), span.span_id.hex(), parent, values.text(span.name), facts.span_type,
+        "ERROR" if error else "OK", values.text(span.status.message) or None, start, end, (end - start) / 1e6,
+        facts.inputs, facts.outputs, _dumps(rest), _dumps(events) if events else "[]", facts.model,
+        facts.input_tokens, facts.output_tokens, resource_json, scope, rank,
+        attrs.get(cv.EXPERIMENT) if isinstance(attrs.get(cv.EXPERIMENT), str) else default_experiment,
+        _str(attrs.get(cv.RUN_ID)), facts.session_id, facts.user_id, facts.tags, facts.metadata,
+        facts.agent_name, _str(attrs.get(cv.AGENT_VERSION)),
+    )  # fmt: skip
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)

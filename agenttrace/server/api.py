@@ -1,0 +1,112 @@
+"""The REST API: list and search traces, get one, log feedback and expectations, health.
+
+Routes are plain `def` functions, so FastAPI runs them on its thread pool and a slow query never
+blocks OTLP ingest on the event loop. Errors are not handled here: `app.py` maps them to statuses.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from agenttrace.store import DuckDBStore
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api")
+
+
+class AssessmentIn(BaseModel):
+    name: str = Field(min_length=1, description="what is judged, e.g. 'helpful'")
+    value: Any = Field(description="the judgement: bool, number, string or JSON")
+    rationale: str | None = None
+    source: str | None = Field(None, description="human, code or llm_judge, optionally ':<id>'")
+    span_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def _store(request: Request) -> DuckDBStore:
+    return request.app.state.store
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return _json_safe(value.item())
+    return value
+
+
+@router.get("/health")
+def health(request: Request) -> dict[str, Any]:
+    """Whether the server is up, and what it has received, stored, refused and lost."""
+    state = request.app.state
+    return {
+        "status": "ok",
+        "store": str(state.store.path),
+        "otlp": {
+            "spans_received": state.receiver.received,
+            "spans_rejected": state.receiver.rejected,
+            "bad_requests": state.receiver.bad_requests,
+            **state.writer.stats(),
+        },
+    }
+
+
+@router.get("/traces")
+def list_traces(
+    request: Request,
+    filter: Annotated[str | None, Query(description="filter language, e.g. status = 'ERROR'")] = None,  # noqa: A002
+    experiment: Annotated[list[str] | None, Query()] = None,
+    order_by: Annotated[list[str] | None, Query(description='e.g. "duration_ms DESC"')] = None,
+    max_results: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> dict[str, Any]:
+    """Traces matching the filter, newest first unless order_by says otherwise."""
+    frame = _store(request).search_traces(filter, experiment, order_by, max_results)
+    rows = [{k: _json_safe(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+    return {"traces": rows, "count": len(rows)}
+
+
+@router.get("/traces/{trace_id}")
+def get_trace(request: Request, trace_id: str) -> dict[str, Any]:
+    """One trace: its summary, its spans (inputs and outputs decoded) and its assessments."""
+    return _store(request).get_trace(trace_id).to_dict()
+
+
+def _source(source: str | None) -> tuple[str, str | None]:
+    if source is None:
+        return "HUMAN", None
+    kind, _, ident = source.partition(":")
+    if kind.upper() not in ("HUMAN", "CODE", "LLM_JUDGE"):
+        raise ValueError(
+            f"source {source!r}: start it with human, code or llm_judge (e.g. 'llm_judge:gpt-4o')"
+        )
+    return kind.upper(), ident or None
+
+
+def _log(request: Request, trace_id: str, body: AssessmentIn, kind: str) -> dict[str, Any]:
+    source_type, source_id = _source(body.source)
+    assessment = _store(request).log_assessment(
+        trace_id, body.name, body.value, kind=kind, rationale=body.rationale, source_type=source_type,
+        source_id=source_id, span_id=body.span_id, metadata=body.metadata,
+    )  # fmt: skip
+    from dataclasses import asdict
+
+    return asdict(assessment)
+
+
+@router.post("/traces/{trace_id}/feedback", status_code=201)
+def log_feedback(request: Request, trace_id: str, body: AssessmentIn) -> dict[str, Any]:
+    """Attach feedback (a judgement of the outcome) to a trace or one of its spans."""
+    return _log(request, trace_id, body, "feedback")
+
+
+@router.post("/traces/{trace_id}/expectations", status_code=201)
+def log_expectation(request: Request, trace_id: str, body: AssessmentIn) -> dict[str, Any]:
+    """Attach an expectation (the ground truth) to a trace."""
+    return _log(request, trace_id, body, "expectation")

@@ -1,0 +1,209 @@
+"""SQL for evaluation: versioned datasets, eval runs and their per-record rows, the judge cache."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from agenttrace.errors import DatasetError, EvaluationError
+from agenttrace.records import Assessment
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _loads(text: Any) -> Any:
+    return json.loads(text) if isinstance(text, str) else None
+
+
+def _append(con: duckdb.DuckDBPyConnection, table: str, rows: dict[str, list[Any]]) -> None:
+    batch = pa.table(rows)
+    con.register("rows_batch", batch)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM rows_batch")
+    finally:
+        con.unregister("rows_batch")
+
+
+def save_dataset(
+    con: duckdb.DuckDBPyConnection, name: str, version: str, digest: str, source: str | None,
+    records: Sequence[dict[str, Any]], now_ns: int,
+) -> bool:  # fmt: skip
+    """Store a dataset version; False (and nothing written) if that version exists already."""
+    if con.execute("SELECT 1 FROM datasets WHERE name = ? AND version = ?", [name, version]).fetchone():
+        return False
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?)", [name, version, digest, len(records), source, now_ns])
+        if records:
+            _append(con, "dataset_records", {
+                "dataset_name": [name] * len(records),
+                "dataset_version": [version] * len(records),
+                "position": list(range(len(records))),
+                "record_id": [r["id"] for r in records],
+                "inputs": [_dumps(r["inputs"]) for r in records],
+                "expectations": [_dumps(r.get("expectations")) for r in records],
+                "tags": [_dumps(r.get("tags")) for r in records],
+                "source_trace_id": [r.get("source_trace_id") for r in records],
+            })  # fmt: skip
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return True
+
+
+def load_dataset(con: duckdb.DuckDBPyConnection, name: str, version: str | None) -> tuple[str, list[dict[str, Any]]]:
+    if version is None:
+        row = con.execute(
+            "SELECT version FROM datasets WHERE name = ? ORDER BY created_ns DESC LIMIT 1", [name]
+        ).fetchone()
+    else:
+        row = con.execute("SELECT version FROM datasets WHERE name = ? AND version = ?", [name, version]).fetchone()
+    if row is None:
+        known = [f"{n}@{v}" for n, v in con.execute("SELECT name, version FROM datasets ORDER BY name, created_ns")]
+        wanted = name if version is None else f"{name}@{version}"
+        raise DatasetError(
+            f"no stored dataset {wanted!r}; stored: {', '.join(known) or '(none)'} "
+            "- create one with agenttrace.datasets.create(name, records)"
+        )
+    version = row[0]
+    rows = con.execute(
+        "SELECT record_id, inputs, expectations, tags, source_trace_id FROM dataset_records "
+        "WHERE dataset_name = ? AND dataset_version = ? ORDER BY position",
+        [name, version],
+    ).fetchall()
+    records = [
+        {"id": r[0], "inputs": _loads(r[1]), "expectations": _loads(r[2]) or {}, "tags": _loads(r[3]) or {},
+         "source_trace_id": r[4]}  # fmt: skip
+        for r in rows
+    ]
+    return version, records
+
+
+def list_datasets(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute(
+        "SELECT name, version, record_count, source, make_timestamp(created_ns // 1000) AS created "
+        "FROM datasets ORDER BY name, created_ns"
+    ).df()
+
+
+def start_eval_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
+    con.execute(
+        "INSERT INTO eval_runs (eval_run_id, name, experiment, status, dataset_name, dataset_version, agent_name, "
+        "agent_version, scorers, judge_model, record_count, started_ns) VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?, ?)",
+        [run["eval_run_id"], run.get("name"), run.get("experiment"), run.get("dataset_name"),
+         run.get("dataset_version"), run.get("agent_name"), run.get("agent_version"), _dumps(run.get("scorers")),
+         run.get("judge_model"), run.get("record_count"), run["started_ns"]],
+    )  # fmt: skip
+
+
+def add_eval_records(
+    con: duckdb.DuckDBPyConnection, eval_run_id: str, rows: Sequence[dict[str, Any]], assessments: Sequence[Assessment]
+) -> None:
+    """Store finished record rows and their score assessments in one transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if rows:
+            _append(con, "eval_records", {
+                "eval_run_id": [eval_run_id] * len(rows),
+                "record_id": [r["record_id"] for r in rows],
+                "position": [r["position"] for r in rows],
+                "trace_id": [r.get("trace_id") for r in rows],
+                "inputs": [_dumps(r.get("inputs")) for r in rows],
+                "outputs": [_dumps(r.get("outputs")) for r in rows],
+                "expectations": [_dumps(r.get("expectations")) for r in rows],
+                "error": [r.get("error") for r in rows],
+                "latency_ms": [r.get("latency_ms") for r in rows],
+                "scores": [_dumps(r.get("scores")) for r in rows],
+            })  # fmt: skip
+        if assessments:
+            _append(con, "assessments", {
+                "assessment_id": [a.assessment_id for a in assessments],
+                "trace_id": [a.trace_id for a in assessments],
+                "span_id": [a.span_id for a in assessments],
+                "name": [a.name for a in assessments],
+                "kind": [a.kind for a in assessments],
+                "value": [_dumps(a.value) for a in assessments],
+                "rationale": [a.rationale for a in assessments],
+                "source_type": [a.source_type for a in assessments],
+                "source_id": [a.source_id for a in assessments],
+                "metadata": [_dumps(a.metadata) for a in assessments],
+                "error": [a.error for a in assessments],
+                "eval_run_id": [a.eval_run_id for a in assessments],
+                "created_ns": [a.created_ns for a in assessments],
+            })  # fmt: skip
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def finish_eval_run(
+    con: duckdb.DuckDBPyConnection, eval_run_id: str, status: str, ended_ns: int, summary: dict[str, Any]
+) -> None:
+    con.execute(
+        "UPDATE eval_runs SET status = ?, ended_ns = ?, summary = ? WHERE eval_run_id = ?",
+        [status, ended_ns, _dumps(summary), eval_run_id],
+    )
+
+
+def list_eval_runs(con: duckdb.DuckDBPyConnection, limit: int) -> pd.DataFrame:
+    frame = con.execute(
+        "SELECT eval_run_id, name, status, dataset_name, dataset_version, agent_name, agent_version, record_count, "
+        "make_timestamp(started_ns // 1000) AS started, (ended_ns - started_ns) / 1e9 AS seconds, summary "
+        "FROM eval_runs ORDER BY started_ns DESC LIMIT ?",
+        [limit],
+    ).df()
+    frame["summary"] = [_loads(v) for v in frame["summary"]]
+    return frame
+
+
+def resolve_eval_run(con: duckdb.DuckDBPyConnection, ref: str) -> str:
+    """A full eval run id, a unique prefix of one, or a run name (the newest with it)."""
+    rows = con.execute(
+        "SELECT eval_run_id FROM eval_runs WHERE starts_with(eval_run_id, ?) ORDER BY started_ns DESC", [ref]
+    ).fetchall()
+    if len(rows) == 1:
+        return rows[0][0]
+    if len(rows) > 1:
+        raise EvaluationError(f"eval run prefix {ref!r} matches {len(rows)} runs; give more characters")
+    row = con.execute("SELECT eval_run_id FROM eval_runs WHERE name = ? ORDER BY started_ns DESC LIMIT 1", [ref]).fetchone()
+    if row is None:
+        raise EvaluationError(f"no eval run {ref!r}; list runs with `agenttrace eval list`")
+    return row[0]
+
+
+def load_eval_run(con: duckdb.DuckDBPyConnection, ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    run_id = resolve_eval_run(con, ref)
+    cursor = con.execute("SELECT * FROM eval_runs WHERE eval_run_id = ?", [run_id])
+    names = [d[0] for d in cursor.description]
+    run = dict(zip(names, cursor.fetchone(), strict=True))  # type: ignore[arg-type]
+    for key in ("scorers", "summary"):
+        run[key] = _loads(run[key])
+    rows = con.execute(
+        "SELECT record_id, position, trace_id, inputs, outputs, expectations, error, latency_ms, scores "
+        "FROM eval_records WHERE eval_run_id = ? ORDER BY position",
+        [run_id],
+    ).fetchall()
+    records = [
+        {"record_id": r[0], "position": r[1], "trace_id": r[2], "inputs": _loads(r[3]), "outputs": _loads(r[4]),
+         "expectations": _loads(r[5]), "error": r[6], "latency_ms": r[7], "scores": _loads(r[8]) or {}}  # fmt: skip
+        for r in rows
+    ]
+    return run, records
+
+
+def judge_cache_get(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
+    row = con.execute("SELECT value FROM judge_cache WHERE key = ?", [key]).fetchone()
+    return None if row is None else row[0]
+
+
+def judge_cache_put(con: duckdb.DuckDBPyConnection, key: str, value: str, now_ns: int) -> None:
+    con.execute("INSERT INTO judge_cache VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING", [key, value, now_ns])
