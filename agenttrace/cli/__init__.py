@@ -11,6 +11,9 @@ from typing import Any
 
 import click
 
+from agenttrace.cli.eval import eval_group
+from agenttrace.cli.scorers import scorers
+from agenttrace.cli.server import server
 from agenttrace.cli.status import status
 from agenttrace.cli.traces import traces
 from agenttrace.errors import AgentTraceError
@@ -33,6 +36,9 @@ def cli() -> None:
 
 cli.add_command(traces)
 cli.add_command(status)
+cli.add_command(server)
+cli.add_command(eval_group)
+cli.add_command(scorers)
 
 
 def main() -> None:

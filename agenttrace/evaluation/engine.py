@@ -69,7 +69,7 @@ def _check_inputs(predict_fn: Callable[..., Any], records: list[EvalRecord]) -> 
         name = getattr(predict_fn, "__name__", "predict_fn")
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise EvaluationError(
-            f"inputs do not fit {name}{signature}: " + "; ".join(problems[:3]) + more
+            f"inputs do not fit {name}({', '.join(signature.parameters)}): " + "; ".join(problems[:3]) + more
             + " - rename the inputs keys to the function's parameters"
         )  # fmt: skip
 

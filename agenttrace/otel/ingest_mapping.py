@@ -26,6 +26,22 @@ def _no_constants(name: str) -> Any:
 
 # Strict JSON: NaN and Infinity are Python's extension, and the store's JSON type refuses them.
 _loads = json.JSONDecoder(parse_constant=_no_constants).decode
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _json_text(text: str) -> tuple[str, Any] | None:
+    """(text the store accepts, parsed value) if `text` is strict JSON, else None.
+
+    Python's parser accepts a lone surrogate escape ("\\ud800"), which the store's JSON type
+    refuses; such text is re-encoded with the lone halves replaced.
+    """
+    try:
+        value = _loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if _SURROGATE_ESCAPE.search(text):
+        text = json.dumps(value, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")
+    return text, value
 
 MODEL_KEYS = ("llm.model_name", "gen_ai.request.model", "gen_ai.response.model", "llm.request.model")
 INPUT_TOKEN_KEYS = (
@@ -36,6 +52,7 @@ OUTPUT_TOKEN_KEYS = (
     "llm.token_count.completion", "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
     "llm.usage.completion_tokens",
 )  # fmt: skip
+_JSON_MIME = "application/json"
 _TRACELOOP_KINDS = {"workflow": "CHAIN", "task": "CHAIN", "agent": "AGENT", "tool": "TOOL"}
 _LLM_REQUEST_TYPES = {"chat": "LLM", "completion": "LLM", "embedding": "EMBEDDING", "rerank": "RERANKER"}
 _INDEXED = re.compile(r"^(gen_ai\.(?:prompt|completion))\.(\d+)\.(\w+)$")
@@ -68,11 +85,13 @@ def facts_of(attrs: dict[str, Any], events: list[dict[str, Any]]) -> SpanFacts:
     """What our columns need, from whichever conventions the span speaks."""
     get = attrs.get
     inputs = _payload(
-        get(cv.INPUTS), get("input.value"), get("traceloop.entity.input"), get("gen_ai.input.messages")
-    )
+        (get(cv.INPUTS), True), (get("input.value"), get("input.mime_type") == _JSON_MIME),
+        (get("traceloop.entity.input"), True), (get("gen_ai.input.messages"), True),
+    )  # fmt: skip
     outputs = _payload(
-        get(cv.OUTPUTS), get("output.value"), get("traceloop.entity.output"), get("gen_ai.output.messages")
-    )
+        (get(cv.OUTPUTS), True), (get("output.value"), get("output.mime_type") == _JSON_MIME),
+        (get("traceloop.entity.output"), True), (get("gen_ai.output.messages"), True),
+    )  # fmt: skip
     if inputs is None or outputs is None:
         older_in, older_out = _older_messages(attrs, events)
         inputs = inputs if inputs is not None else older_in
@@ -107,19 +126,20 @@ def _span_type(attrs: dict[str, Any]) -> str:
     return "UNKNOWN"
 
 
-def _payload(*candidates: Any) -> str | None:
-    """The first present value as JSON text: JSON text is kept as sent, anything else encoded."""
-    for value in candidates:
+def _payload(*candidates: tuple[Any, bool]) -> str | None:
+    """The first present value as JSON text.
+
+    A string said to be JSON (ours, OpenLLMetry's, GenAI messages, or input.value with the JSON
+    mime type) is kept as sent when it parses; a string that looks like an object or array is
+    tried too; anything else is stored as a JSON string.
+    """
+    for value, is_json in candidates:
         if value is None:
             continue
-        if isinstance(value, str):
-            stripped = value.lstrip()
-            if stripped[:1] in ("{", "[", '"'):
-                try:
-                    _loads(value)
-                    return value
-                except (ValueError, RecursionError):
-                    pass
+        if isinstance(value, str) and (is_json or value.lstrip()[:1] in ("{", "[")):
+            parsed = _json_text(value)
+            if parsed is not None:
+                return parsed[0]
         return _dumps(value)
     return None
 
@@ -176,11 +196,8 @@ def _json_object(value: Any) -> str | None:
         return _dumps(value)
     if not isinstance(value, str):
         return None
-    try:
-        parsed = _loads(value)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(parsed, dict) else None
+    parsed = _json_text(value)
+    return parsed[0] if parsed is not None and isinstance(parsed[1], dict) else None
 
 
 def _text(value: Any) -> str | None:

@@ -46,6 +46,7 @@ class SpanWriter:
         self.duplicates = 0
         self.failed = 0
         self.overloaded = 0
+        self._closed = False
         self._thread = threading.Thread(target=self._loop, name="agenttrace-server-writer", daemon=True)
         self._thread.start()
 
@@ -53,6 +54,8 @@ class SpanWriter:
         """Queue a request's spans; the future resolves once they are stored (or fails)."""
         n = len(columns["trace_id"])
         with self._lock:
+            if self._closed:
+                raise Overloaded("the server is shutting down; retry against its next start")
             if self.pending + n > self.max_pending_spans and self.pending:
                 self.overloaded += n
                 raise Overloaded(f"{self.pending} spans are waiting for the store; retry shortly")
@@ -70,6 +73,10 @@ class SpanWriter:
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Write what is queued, then stop the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         self._queue.put(_STOP)
         self._thread.join(timeout_s)
         self.store.release()

@@ -67,7 +67,7 @@ def load_dataset(con: duckdb.DuckDBPyConnection, name: str, version: str | None)
     else:
         row = con.execute("SELECT version FROM datasets WHERE name = ? AND version = ?", [name, version]).fetchone()
     if row is None:
-        known = [f"{n}@{v}" for n, v in con.execute("SELECT name, version FROM datasets ORDER BY name, created_ns")]
+        known = [f"{n}@{v}" for n, v in con.execute("SELECT name, version FROM datasets ORDER BY name, created_ns").fetchall()]
         wanted = name if version is None else f"{name}@{version}"
         raise DatasetError(
             f"no stored dataset {wanted!r}; stored: {', '.join(known) or '(none)'} "

@@ -1,0 +1,71 @@
+"""`agenttrace server`: run the OTLP receiver and REST API over one store."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from agenttrace.cli._common import open_store
+
+AUTH_TOKEN_ENV = "AGENTTRACE_AUTH_TOKEN"
+
+
+@click.command()
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind; others need --auth-token."
+)
+@click.option(
+    "--port", default=4318, show_default=True, type=click.IntRange(0, 65535),
+    help="OTLP/HTTP + REST port (4318 is OTLP/HTTP's standard port; 0 picks a free one).",
+)  # fmt: skip
+@click.option(
+    "--grpc-port", default=None, type=click.IntRange(0, 65535),
+    help="Also receive OTLP over gRPC on this port (standard: 4317).",
+)  # fmt: skip
+@click.option(
+    "--auth-token", envvar=AUTH_TOKEN_ENV, default=None, show_envvar=True,
+    help="Require 'Authorization: Bearer <token>' on every request.",
+)  # fmt: skip
+@click.option(
+    "--max-body-mb", default=20.0, show_default=True, type=click.FloatRange(min=0.001),
+    help="Largest OTLP request accepted (after gunzip); larger ones get 413.",
+)  # fmt: skip
+@click.option("--store", "store_path", default=None, metavar="PATH", help="DuckDB store file.")
+def server(
+    host: str,
+    port: int,
+    grpc_port: int | None,
+    auth_token: str | None,
+    max_body_mb: float,
+    store_path: str | None,
+) -> None:
+    """Receive OTLP traces from any process and serve the REST API (/docs), storing into one file.
+
+    Point tracing processes at it with AGENTTRACE_URI=http://HOST:PORT, or any OpenTelemetry SDK
+    with OTEL_EXPORTER_OTLP_ENDPOINT=http://HOST:PORT.
+    """
+    try:
+        from agenttrace.server import serve
+        from agenttrace.server.auth import is_loopback
+    except ImportError as exc:  # fastapi / uvicorn missing
+        raise click.ClickException(
+            f"{exc}; install the server extra: pip install 'agenttrace[server]'"
+        ) from exc
+    if not is_loopback(host) and not auth_token:
+        raise click.UsageError(
+            f"binding to {host} exposes the store beyond this machine; set --auth-token or {AUTH_TOKEN_ENV}"
+        )
+    store = open_store(store_path)
+
+    def ready(url: str, grpc_bound: int | None) -> None:
+        click.echo(f"agenttrace server listening on {url} (store {store.path})")
+        if grpc_bound is not None:
+            click.echo(f"OTLP/gRPC on {host}:{grpc_bound}")
+        click.echo(f"send spans with AGENTTRACE_URI={url}; API docs at {url}/docs")
+        sys.stdout.flush()  # scripts and tests wait for these lines
+
+    serve(
+        store, host=host, port=port, grpc_port=grpc_port, auth_token=auth_token,
+        max_body_bytes=int(max_body_mb * 1024 * 1024), on_ready=ready,
+    )  # fmt: skip

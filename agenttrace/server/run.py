@@ -1,0 +1,71 @@
+"""Running the server: bind, report the address, serve until stopped, write everything queued.
+
+The socket is bound here (not by uvicorn) so `--port 0` works and the chosen port can be printed
+before the first request; tests and scripts read that line.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from agenttrace.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_VALUE_BYTES, create_app
+from agenttrace.server.writer import SpanWriter
+from agenttrace.store import DuckDBStore
+
+__all__ = ["serve"]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    store: DuckDBStore,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 4318,
+    grpc_port: int | None = None,
+    auth_token: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    on_ready: Callable[[str, int | None], None] | None = None,
+) -> None:
+    """Serve OTLP/HTTP + REST on host:port (and OTLP/gRPC on grpc_port) until interrupted."""
+    import uvicorn
+
+    sock = _bind(host, port)
+    writer = SpanWriter(store)
+    app = create_app(
+        store,
+        auth_token=auth_token,
+        max_body_bytes=max_body_bytes,
+        max_value_bytes=max_value_bytes,
+        writer=writer,
+    )
+    grpc_server: Any = None
+    bound_grpc = None
+    if grpc_port is not None:
+        from agenttrace.server.grpc_ingest import start_grpc_server
+
+        grpc_server, bound_grpc = start_grpc_server(
+            writer, host, grpc_port, auth_token=auth_token, max_body_bytes=max_body_bytes,
+            max_value_bytes=max_value_bytes,
+        )  # fmt: skip
+    url = f"http://{host}:{sock.getsockname()[1]}"
+    if on_ready is not None:
+        on_ready(url, bound_grpc)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if grpc_server is not None:
+            grpc_server.stop(grace=5).wait()
+        writer.close()
