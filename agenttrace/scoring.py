@@ -82,9 +82,7 @@ class _FunctionScorer(Scorer):
         return self._fn(**{n: available.get(n) for n in self._names})
 
 
-def scorer(
-    fn: Callable[..., Any] | None = None, *, name: str | None = None, aggregation: str | None = None
-) -> Any:
+def scorer(fn: Callable[..., Any] | None = None, *, name: str | None = None, aggregation: str | None = None) -> Any:
     """Turn a function into a Scorer; it receives only the arguments it names.
 
     Usable bare (``@scorer``) or with options (``@scorer(name="polite")``).

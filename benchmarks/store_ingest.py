@@ -105,8 +105,9 @@ def bench_search(n_traces: int, tmp: Path, rounds: int = 15) -> dict[str, float]
     spans_per_trace = 4
     chunk = 50_000
     for offset in range(0, n_traces * spans_per_trace, chunk):
-        for batch in _batches(make_columns(min(chunk, n_traces * spans_per_trace - offset), spans_per_trace, offset),
-                              BATCH * 4):  # fmt: skip
+        for batch in _batches(
+            make_columns(min(chunk, n_traces * spans_per_trace - offset), spans_per_trace, offset), BATCH * 4
+        ):
             store.append_spans(batch)
     _connection.release()
     assert store.count_traces() == n_traces, store.count_traces()

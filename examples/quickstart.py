@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import agenttrace
 from demo_agent import answer
+
+import agenttrace
 
 DATASET = Path(__file__).resolve().parent.parent / "datasets" / "rag_qa" / "rag_qa.jsonl"
 
@@ -43,7 +44,10 @@ def main() -> None:
         shown = "n/a" if value is None else f"{value:.3f} {kind} (95% CI {low:.3f}–{high:.3f})"
         print(f"  {name:<16} {shown}  errors {summary['errors']}")
     run = result.metrics["run"]
-    print(f"  latency p50 {run['latency_p50_ms']:.2f} ms, p95 {run['latency_p95_ms']:.2f} ms, tokens {run['total_tokens']}")
+    print(
+        f"  latency p50 {run['latency_p50_ms']:.2f} ms, p95 {run['latency_p95_ms']:.2f} ms,",
+        f"tokens {run['total_tokens']}",
+    )
     worst = result.tables["eval_results"].sort_values("token_f1").iloc[0]
     print(f"\nlowest token_f1: {worst.record_id}: {worst.outputs!r}")
     print("\nnext: agenttrace traces list · agenttrace eval list · agenttrace eval show", result.eval_run_id[:12])

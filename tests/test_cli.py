@@ -84,7 +84,10 @@ def test_show_prints_the_tree(stored: dict[str, str], store_path: Path) -> None:
 def test_unknown_id_and_bad_filter_exit_nonzero_with_one_line(stored: dict[str, str], store_path: Path) -> None:
     missing = run("traces", "show", "feedbeef", store=store_path)
     assert missing.returncode == 1
-    assert missing.stderr.strip() == "error: no trace with id 'feedbeef' in the store; list ids with `agenttrace traces list`"
+    assert (
+        missing.stderr.strip()
+        == "error: no trace with id 'feedbeef' in the store; list ids with `agenttrace traces list`"
+    )
     bad = run("traces", "list", "--filter", "status ==", store=store_path)
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "position" in bad.stderr
 
@@ -104,8 +107,9 @@ def test_export_jsonl_and_parquet(stored: dict[str, str], store_path: Path, tmp_
     agent_row = next(r for r in rows if r["name"] == "agent")
     assert [s["name"] for s in agent_row["spans"]] == ["agent", "search"]
     parquet = tmp_path / "out.parquet"
-    out = run("traces", "export", "--format", "parquet", "-o", str(parquet), "--filter", "status = 'ERROR'",
-              store=store_path)  # fmt: skip
+    out = run(
+        "traces", "export", "--format", "parquet", "-o", str(parquet), "--filter", "status = 'ERROR'", store=store_path
+    )
     assert out.returncode == 0 and "exported 1 trace(s)" in out.stdout
     assert duckdb.sql(f"SELECT name FROM '{parquet}'").fetchall() == [("broken",)]
 

@@ -42,8 +42,9 @@ def agent(question: str) -> str:
 
 
 def test_records_are_traced_scored_and_stored(store_path: Path) -> None:
-    result = agenttrace.evaluate(RECORDS, agent, scorers=["exact_match", "no_error_spans"], agent=("geo", "v2"),
-                                 run_name="first")  # fmt: skip
+    result = agenttrace.evaluate(
+        RECORDS, agent, scorers=["exact_match", "no_error_spans"], agent=("geo", "v2"), run_name="first"
+    )
     table = result.tables["eval_results"]
     assert list(table.record_id) == ["r1", "r2", "r3", "r4"]
     assert list(table.exact_match[:3]) == [True, True, False]
@@ -126,8 +127,9 @@ def test_thread_concurrency_is_bounded() -> None:
         active[0] -= 1
         return "x"
 
-    agenttrace.evaluate([{"inputs": {"question": str(i)}} for i in range(12)], busy, scorers=["json_valid"],
-                        concurrency=3)  # fmt: skip
+    agenttrace.evaluate(
+        [{"inputs": {"question": str(i)}} for i in range(12)], busy, scorers=["json_valid"], concurrency=3
+    )
     assert peak[0] == 3
 
 
@@ -140,7 +142,10 @@ def test_bad_inputs_are_refused_before_anything_runs(store_path: Path, tmp_path:
 
     with pytest.raises(DatasetError, match="record 1: record has no 'inputs'"):
         agenttrace.evaluate([{"inputs": {"question": "a"}}, {"question": "b"}], fn, scorers=["exact_match"])
-    with pytest.raises(EvaluationError, match=r"inputs do not fit fn\(question\): record 'x' .* \['query'\]: missing a required argument: 'question'"):
+    with pytest.raises(
+        EvaluationError,
+        match=r"inputs do not fit fn\(question\): record 'x' .* \['query'\]: missing a required argument: 'question'",
+    ):
         agenttrace.evaluate([{"id": "x", "inputs": {"query": "a"}}], fn, scorers=["exact_match"])
     with pytest.raises(DatasetError, match="does not exist"):
         agenttrace.evaluate(tmp_path / "missing.jsonl", fn, scorers=["exact_match"])
@@ -157,12 +162,17 @@ def test_bad_inputs_are_refused_before_anything_runs(store_path: Path, tmp_path:
 
 def test_data_from_files_and_frames_and_existing_traces(tmp_path: Path) -> None:
     csv = tmp_path / "d.csv"
-    pd.DataFrame({"id": ["a"], "inputs.question": ["capital of France"],
-                  "expectations.expected_answer": ["Paris"]}).to_csv(csv, index=False)  # fmt: skip
+    pd.DataFrame(
+        {"id": ["a"], "inputs.question": ["capital of France"], "expectations.expected_answer": ["Paris"]}
+    ).to_csv(csv, index=False)
     assert agenttrace.evaluate(csv, agent, scorers=["exact_match"]).scorer_value("exact_match") == 1.0
     parquet = tmp_path / "d.parquet"
-    pd.DataFrame({"inputs": [json.dumps({"question": "capital of Italy"})],
-                  "expectations": [json.dumps({"expected_answer": "Rome"})]}).to_parquet(parquet)  # fmt: skip
+    pd.DataFrame(
+        {
+            "inputs": [json.dumps({"question": "capital of Italy"})],
+            "expectations": [json.dumps({"expected_answer": "Rome"})],
+        }
+    ).to_parquet(parquet)
     assert agenttrace.evaluate(parquet, agent, scorers=["exact_match"]).scorer_value("exact_match") == 0.0
 
     # Score traces that already exist: no predict_fn, expectations from log_expectation.
@@ -179,11 +189,13 @@ def test_data_from_files_and_frames_and_existing_traces(tmp_path: Path) -> None:
 
 def test_judges_through_the_real_client_with_cache_and_evaluator_traces(store_path: Path) -> None:
     with StubJudgeServer() as stub:
-        first = agenttrace.evaluate(RECORDS[:3], agent, scorers=["correctness"], judge_model="stub-judge-1",
-                                    judge_base_url=stub.base_url)  # fmt: skip
+        first = agenttrace.evaluate(
+            RECORDS[:3], agent, scorers=["correctness"], judge_model="stub-judge-1", judge_base_url=stub.base_url
+        )
         calls_after_first = stub.calls
-        second = agenttrace.evaluate(RECORDS[:3], agent, scorers=["correctness"], judge_model="stub-judge-1",
-                                     judge_base_url=stub.base_url)  # fmt: skip
+        second = agenttrace.evaluate(
+            RECORDS[:3], agent, scorers=["correctness"], judge_model="stub-judge-1", judge_base_url=stub.base_url
+        )
         assert stub.calls == calls_after_first == 3  # the second run came from the judge cache
     table = first.tables["eval_results"]
     assert list(table.correctness) == [True, True, False]
@@ -203,8 +215,9 @@ def test_judges_through_the_real_client_with_cache_and_evaluator_traces(store_pa
 
 def test_a_judge_that_keeps_refusing_becomes_a_cell_error() -> None:
     with StubJudgeServer(responder=lambda request: StubFailure(429, retry_after=0.01)) as stub:
-        result = agenttrace.evaluate(RECORDS[:1], agent, scorers=["correctness"], judge_model="m",
-                                     judge_base_url=stub.base_url)  # fmt: skip
+        result = agenttrace.evaluate(
+            RECORDS[:1], agent, scorers=["correctness"], judge_model="m", judge_base_url=stub.base_url
+        )
     error = result.tables["eval_results"]["correctness/error"][0]
     assert "429" in error and result.metrics["scorers"]["correctness"]["errors"] == 1
 
@@ -233,7 +246,7 @@ def test_compare_evals_finds_regressions() -> None:
     a = agenttrace.evaluate(RECORDS[:3], agent, scorers=["exact_match"], run_name="a")
     ANSWERS["France"] = "Lyon"
     try:
-        b = agenttrace.evaluate(RECORDS[:3], agent, scorers=["exact_match"], run_name="b")
+        agenttrace.evaluate(RECORDS[:3], agent, scorers=["exact_match"], run_name="b")
     finally:
         ANSWERS["France"] = "Paris"
     comparison = agenttrace.compare_evals(a.eval_run_id, "b")

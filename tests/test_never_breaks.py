@@ -36,9 +36,7 @@ def test_unserialisable_arguments_behave_as_untraced() -> None:
     assert "ExplodingMapping" in root.inputs["value"]
 
 
-def test_unwritable_store_turns_tracing_off_with_one_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_unwritable_store_turns_tracing_off_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     agenttrace.configure(store=str(blocker / "sub" / "traces.duckdb"))

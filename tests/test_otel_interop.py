@@ -56,8 +56,10 @@ _SCRIPT = textwrap.dedent(
 def _run(tmp_path: Path, capture_global: bool) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", _SCRIPT, str(tmp_path / "t.duckdb"), "1" if capture_global else "0"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 

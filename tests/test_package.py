@@ -18,9 +18,24 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_public_api_is_pinned() -> None:
     assert agenttrace.__all__ == sorted(agenttrace.__all__)
     assert set(agenttrace.__all__) == {
-        "SpanType", "compare_evals", "configure", "context", "datasets", "evaluate", "flush", "get_current_span",
-        "get_current_trace_id", "get_trace", "load_dataset", "log_expectation", "log_feedback", "search_traces", "span", "trace", "update_current_trace",
-    }  # fmt: skip
+        "SpanType",
+        "compare_evals",
+        "configure",
+        "context",
+        "datasets",
+        "evaluate",
+        "flush",
+        "get_current_span",
+        "get_current_trace_id",
+        "get_trace",
+        "load_dataset",
+        "log_expectation",
+        "log_feedback",
+        "search_traces",
+        "span",
+        "trace",
+        "update_current_trace",
+    }
     for name in agenttrace.__all__:
         assert getattr(agenttrace, name) is not None
 
@@ -75,8 +90,10 @@ def test_imports_point_downward(module: str, path: Path) -> None:
             assert not imported.startswith("opentelemetry"), f"{module} imports OpenTelemetry"
         if module.startswith("evaluators"):
             assert not imported.startswith("agenttrace") or imported in (
-                "agenttrace.scoring", "agenttrace.records", "agenttrace.errors"
-            ), f"{module} imports {imported}"  # fmt: skip
+                "agenttrace.scoring",
+                "agenttrace.records",
+                "agenttrace.errors",
+            ), f"{module} imports {imported}"
 
 
 def test_sql_lives_only_in_the_store() -> None:
@@ -92,8 +109,12 @@ def test_sql_lives_only_in_the_store() -> None:
 def test_examples_run(script: str, tmp_path: Path) -> None:
     env = {**os.environ, "AGENTTRACE_STORE": str(tmp_path / "ex.duckdb")}
     out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / script)], capture_output=True, text=True, timeout=300, env=env,
+        [sys.executable, str(ROOT / "examples" / script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert out.returncode == 0, out.stderr
     assert "[AGENT]" in out.stdout

@@ -79,8 +79,22 @@ def test_filters(filter_string: str, names: set[str]) -> None:
 def test_columns_order_and_limit() -> None:
     frame = agenttrace.search_traces(order_by=["duration_ms DESC"], max_results=2)
     assert list(frame.name)[0] == "chat" and len(frame) == 2
-    for column in ("trace_id", "name", "status", "start_time", "duration_ms", "inputs", "outputs", "tags",
-                   "metadata", "session_id", "user_id", "span_count", "total_tokens", "experiment"):  # fmt: skip
+    for column in (
+        "trace_id",
+        "name",
+        "status",
+        "start_time",
+        "duration_ms",
+        "inputs",
+        "outputs",
+        "tags",
+        "metadata",
+        "session_id",
+        "user_id",
+        "span_count",
+        "total_tokens",
+        "experiment",
+    ):
         assert column in frame.columns
     newest_first = agenttrace.search_traces()
     assert list(newest_first.start_time) == sorted(newest_first.start_time, reverse=True)
@@ -93,7 +107,11 @@ def test_columns_order_and_limit() -> None:
     [
         ("status = = 'ERROR'", "expected a quoted value or a number or TRUE or FALSE but found `=` at position 9", 9),
         ("status = 'ERROR' AND", "found end of filter at position 20", 20),
-        ("status 'ERROR'", "expected a comparison (=, !=, <, <=, >, >=) or LIKE or ILIKE or IN but found `'ERROR'` at position 7", 7),
+        (
+            "status 'ERROR'",
+            "expected a comparison (=, !=, <, <=, >, >=) or LIKE or ILIKE or IN but found `'ERROR'` at position 7",
+            7,
+        ),
         ("duration_ms > 'fast'", "duration_ms is numeric", 14),
         ("timestamp > 'yesterday'", "as a time", 12),
         ("status = 'OK' ; DROP TABLE traces", "unexpected character ';' at position 14", 14),

@@ -51,8 +51,9 @@ def test_current_span_and_trace_id() -> None:
     @agenttrace.trace
     def inner():
         current = agenttrace.get_current_span()
-        current.set_attributes({"gen_ai.request.model": "m-1", "gen_ai.usage.input_tokens": 7,
-                                "gen_ai.usage.output_tokens": 5})  # fmt: skip
+        current.set_attributes(
+            {"gen_ai.request.model": "m-1", "gen_ai.usage.input_tokens": 7, "gen_ai.usage.output_tokens": 5}
+        )
         return agenttrace.get_current_trace_id(), current.span_id
 
     trace_id, span_id = inner()

@@ -82,8 +82,10 @@ def test_feedback_and_expectations_are_stored_on_the_trace() -> None:
     agenttrace.log_feedback(trace_id, "correct", True, rationale="matches", source="llm_judge:gpt-x")
     agenttrace.log_expectation(trace_id, "expected_answer", "Paris")
     kinds = {(a.kind, a.name, a.value, a.source_type, a.source_id) for a in agenttrace.get_trace(trace_id).assessments}
-    assert kinds == {("feedback", "correct", True, "LLM_JUDGE", "gpt-x"),
-                     ("expectation", "expected_answer", "Paris", "HUMAN", None)}  # fmt: skip
+    assert kinds == {
+        ("feedback", "correct", True, "LLM_JUDGE", "gpt-x"),
+        ("expectation", "expected_answer", "Paris", "HUMAN", None),
+    }
     with pytest.raises(TraceNotFoundError):
         agenttrace.log_feedback("0" * 32, "correct", True)
     with pytest.raises(ValueError, match="human, code or llm_judge"):
@@ -159,8 +161,10 @@ def test_cli_reads_while_another_process_is_tracing(tmp_path: Path) -> None:
     for _ in range(3):
         out = subprocess.run(
             [sys.executable, "-m", "agenttrace", "status", "--store", str(path)],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert out.returncode == 0, out.stderr
         seen.append(int(out.stdout.split("traces: ")[1].split()[0]))
         time.sleep(0.3)

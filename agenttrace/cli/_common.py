@@ -55,3 +55,20 @@ def shorten(value: Any, width: int) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     text = text.replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def plain(value: Any) -> Any:
+    """A DataFrame cell as a plain Python value: pandas' NaN/NA/NaT become None."""
+    import pandas as pd
+
+    if value is None or (not isinstance(value, list | dict) and pd.isna(value)):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def text(value: Any) -> str:
+    """A DataFrame cell for a table: empty for missing values."""
+    value = plain(value)
+    return "" if value is None else str(value)

@@ -12,10 +12,9 @@ from typing import Any
 import click
 from rich.table import Table
 
-from agenttrace.cli._common import shorten, store_option
+from agenttrace.cli._common import shorten, store_option, text
 from agenttrace.cli._render import console, run_line, scorer_table
 from agenttrace.errors import EvaluationError
-from agenttrace.evaluation.compare import compare_runs
 from agenttrace.evaluation.metrics import headline
 from agenttrace.store import DuckDBStore
 
@@ -57,7 +56,9 @@ def _thresholds(items: tuple[str, ...]) -> dict[str, float]:
         try:
             out[name.strip()] = float(value)
         except ValueError:
-            raise click.BadParameter(f"{item!r}: use SCORER=NUMBER, like correctness=0.8", param_hint="--fail-under") from None
+            raise click.BadParameter(
+                f"{item!r}: use SCORER=NUMBER, like correctness=0.8", param_hint="--fail-under"
+            ) from None
         if not sep:
             raise click.BadParameter(f"{item!r}: use SCORER=NUMBER", param_hint="--fail-under")
     return out
@@ -75,10 +76,16 @@ def _write_output(path: str, frame: Any) -> None:
 
 @eval_group.command("run")
 @click.option("--data", required=True, help="Dataset: a .jsonl/.csv/.parquet file or a stored dataset name[@version].")
-@click.option("--agent", "agent_spec", required=True, help="The function to evaluate: module:function or file.py:function.")
-@click.option("--scorer", "scorers", multiple=True, required=True, help="Scorer name (repeatable); see `agenttrace scorers list`.")
+@click.option(
+    "--agent", "agent_spec", required=True, help="The function to evaluate: module:function or file.py:function."
+)
+@click.option(
+    "--scorer", "scorers", multiple=True, required=True, help="Scorer name (repeatable); see `agenttrace scorers list`."
+)
 @click.option("--judge-model", default=None, help="Model for LLM judges [default: AGENTTRACE_JUDGE_MODEL].")
-@click.option("--judge-base-url", default=None, help="OpenAI-compatible endpoint for judges [default: OPENAI_BASE_URL].")
+@click.option(
+    "--judge-base-url", default=None, help="OpenAI-compatible endpoint for judges [default: OPENAI_BASE_URL]."
+)
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1), help="Records in flight.")
 @click.option("--fail-under", "fail_under", multiple=True, help="SCORER=MIN: exit 1 if its mean/pass rate is lower.")
 @click.option("--output", "-o", default=None, help="Write per-record results (.jsonl, .csv or .parquet).")
@@ -86,10 +93,18 @@ def _write_output(path: str, frame: Any) -> None:
 @click.option("--agent-version", default=None, help="Version label stamped on the run and its traces.")
 @store_option
 def run(
-    store: DuckDBStore, data: str, agent_spec: str, scorers: tuple[str, ...], judge_model: str | None,
-    judge_base_url: str | None, concurrency: int, fail_under: tuple[str, ...], output: str | None,
-    run_name: str | None, agent_version: str | None,
-) -> None:  # fmt: skip
+    store: DuckDBStore,
+    data: str,
+    agent_spec: str,
+    scorers: tuple[str, ...],
+    judge_model: str | None,
+    judge_base_url: str | None,
+    concurrency: int,
+    fail_under: tuple[str, ...],
+    output: str | None,
+    run_name: str | None,
+    agent_version: str | None,
+) -> None:
     """Run the agent over the dataset, score every answer, print a summary; exit 1 if a threshold fails."""
     import agenttrace
 
@@ -102,10 +117,16 @@ def run(
     agent_name = agent_spec.rpartition(":")[2]
     try:
         result = agenttrace.evaluate(
-            data, predict_fn, scorers=list(scorers), run_name=run_name, concurrency=concurrency,
-            agent=(agent_name, agent_version) if agent_version else agent_name, judge_model=judge_model,
-            judge_base_url=judge_base_url, progress=True,
-        )  # fmt: skip
+            data,
+            predict_fn,
+            scorers=list(scorers),
+            run_name=run_name,
+            concurrency=concurrency,
+            agent=(agent_name, agent_version) if agent_version else agent_name,
+            judge_model=judge_model,
+            judge_base_url=judge_base_url,
+            progress=True,
+        )
     except KeyboardInterrupt:
         click.echo("interrupted: the results so far are kept; see `agenttrace eval list`", err=True)
         sys.exit(130)
@@ -139,10 +160,17 @@ def list_runs(store: DuckDBStore, limit: int) -> None:
         scores = (row["summary"] or {}).get("scorers", {})
         first = next(iter(scores.items()), None)
         head = f"{first[0]} {headline(first[1]):.3f}" if first and headline(first[1]) is not None else ""
-        table.add_row(row["eval_run_id"], row["name"] or "", row["status"],
-                      f"{row['dataset_name']}@{row['dataset_version']}",
-                      f"{row['agent_name'] or ''}{'@' + row['agent_version'] if row['agent_version'] else ''}",
-                      str(row["record_count"]), str(row["started"])[:19], head)  # fmt: skip
+        version = text(row["agent_version"])
+        table.add_row(
+            row["eval_run_id"],
+            text(row["name"]),
+            row["status"],
+            f"{row['dataset_name']}@{row['dataset_version']}",
+            f"{text(row['agent_name'])}{'@' + version if version else ''}",
+            text(row["record_count"]),
+            text(row["started"])[:19],
+            head,
+        )
     console().print(table)
 
 
@@ -157,9 +185,11 @@ def show(store: DuckDBStore, run_ref: str, rows: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"run": info, "records": records}, default=str, indent=2))
         return
-    click.echo(f"eval run {info['eval_run_id']}  {info['status']}  dataset {info['dataset_name']}@"
-               f"{info['dataset_version']}  agent {info['agent_name'] or '-'}@{info['agent_version'] or '-'}  "
-               f"judge {info['judge_model'] or '-'}")  # fmt: skip
+    click.echo(
+        f"eval run {info['eval_run_id']}  {info['status']}  dataset {info['dataset_name']}@"
+        f"{info['dataset_version']}  agent {info['agent_name'] or '-'}@{info['agent_version'] or '-'}  "
+        f"judge {info['judge_model'] or '-'}"
+    )
     summary = info.get("summary") or {}
     out = console()
     out.print(scorer_table(summary))
@@ -170,8 +200,12 @@ def show(store: DuckDBStore, run_ref: str, rows: int, as_json: bool) -> None:
         table.add_column(column, overflow="ellipsis")
     for r in records[:rows]:
         cells = [(r["scores"].get(n) or {}) for n in names]
-        table.add_row(r["record_id"], r["trace_id"] or "", r["error"] or shorten(r["outputs"], 40),
-                      *["error" if c.get("error") else shorten(c.get("value"), 12) for c in cells])  # fmt: skip
+        table.add_row(
+            r["record_id"],
+            r["trace_id"] or "",
+            r["error"] or shorten(r["outputs"], 40),
+            *["error" if c.get("error") else shorten(c.get("value"), 12) for c in cells],
+        )
     out.print(table)
 
 
@@ -182,6 +216,8 @@ def show(store: DuckDBStore, run_ref: str, rows: int, as_json: bool) -> None:
 @store_option
 def compare(store: DuckDBStore, run_a: str, run_b: str, show_records: int) -> None:
     """Compare two runs record by record: deltas (B − A), paired p-values, regressions."""
+    from agenttrace.evaluation.compare import compare_runs
+
     result = compare_runs(store, run_a, run_b)
     if result.scorers.empty:
         raise EvaluationError("the two runs share no scorer with values to compare")
@@ -189,8 +225,12 @@ def compare(store: DuckDBStore, run_a: str, run_b: str, show_records: int) -> No
     for column in ("scorer", "A", "B", "B − A", "p-value", "pairs"):
         table.add_column(column, justify="left" if column == "scorer" else "right")
     for row in result.scorers.to_dict(orient="records"):
-        table.add_row(row["scorer"], *(f"{row[k]:.3f}" if row[k] is not None else "" for k in ("a", "b", "delta")),
-                      f"{row['p_value']:.3g}" if row["p_value"] is not None else "", str(row["pairs"]))  # fmt: skip
+        table.add_row(
+            row["scorer"],
+            *(f"{row[k]:.3f}" if row[k] is not None else "" for k in ("a", "b", "delta")),
+            f"{row['p_value']:.3g}" if row["p_value"] is not None else "",
+            str(row["pairs"]),
+        )
     out = console()
     out.print(table)
     for label, frame in (("regressed", result.regressed), ("improved", result.improved)):

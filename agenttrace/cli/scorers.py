@@ -7,7 +7,6 @@ import inspect
 import click
 
 from agenttrace.scoring import available_scorers, scorer_target
-from evaluators.judges import Judge
 
 
 @click.group()
@@ -18,6 +17,8 @@ def scorers() -> None:
 @scorers.command("list")
 def list_scorers() -> None:
     """List registered scorers with their kind and a one-line description."""
+    from evaluators.judges import Judge
+
     for name in available_scorers():
         target = scorer_target(name)
         doc = (inspect.getdoc(target) or "").split("\n\n")[0].replace("\n", " ")

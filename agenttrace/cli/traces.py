@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
 
 import click
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from agenttrace.cli._common import parse_duration, shorten, store_option
+from agenttrace.cli._common import parse_duration, plain, shorten, store_option
 from agenttrace.store import DuckDBStore
 
 
@@ -21,41 +19,44 @@ def traces() -> None:
     """List, show, export and delete stored traces."""
 
 
-def _plain(value: Any) -> Any:
-    if value is None or (not isinstance(value, list | dict) and pd.isna(value)):
-        return None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
-
-
 @traces.command("list")
-@click.option("--filter", "filter_string", default=None, help="Filter, e.g. \"status = 'ERROR' AND duration_ms > 500\".")
+@click.option(
+    "--filter", "filter_string", default=None, help="Filter, e.g. \"status = 'ERROR' AND duration_ms > 500\"."
+)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Maximum rows.")
 @click.option("--experiment", default=None, help="Only traces of this experiment.")
 @click.option("--order-by", "order_by", multiple=True, help="e.g. 'duration_ms DESC' (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @store_option
 def list_traces(
-    store: DuckDBStore, filter_string: str | None, limit: int, experiment: str | None,
-    order_by: tuple[str, ...], as_json: bool,
-) -> None:  # fmt: skip
+    store: DuckDBStore,
+    filter_string: str | None,
+    limit: int,
+    experiment: str | None,
+    order_by: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """List traces, newest first."""
     frame = store.search_traces(filter_string, [experiment] if experiment else None, list(order_by) or None, limit)
     if as_json:
         for row in frame.to_dict(orient="records"):
-            click.echo(json.dumps({k: _plain(v) for k, v in row.items()}, default=str, ensure_ascii=False))
+            click.echo(json.dumps({k: plain(v) for k, v in row.items()}, default=str, ensure_ascii=False))
         return
     table = Table(show_lines=False)
     for column in ("trace_id", "name", "status", "start_time", "duration_ms", "spans", "tokens", "inputs"):
         table.add_column(column, no_wrap=column in ("trace_id", "start_time"), overflow="ellipsis")
     for row in frame.itertuples(index=False):
-        tokens, duration = _plain(row.total_tokens), _plain(row.duration_ms)
+        tokens, duration = plain(row.total_tokens), plain(row.duration_ms)
         table.add_row(
-            row.trace_id, str(_plain(row.name) or ""), str(row.status), str(row.start_time)[:23],
-            "" if duration is None else f"{duration:.1f}", str(row.span_count),
-            "" if tokens is None else str(int(tokens)), shorten(row.inputs, 40),
-        )  # fmt: skip
+            row.trace_id,
+            str(plain(row.name) or ""),
+            str(row.status),
+            str(row.start_time)[:23],
+            "" if duration is None else f"{duration:.1f}",
+            str(row.span_count),
+            "" if tokens is None else str(int(tokens)),
+            shorten(row.inputs, 40),
+        )
     # Piped output gets a wide console so ids are never cut.
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     click.echo(f"{len(frame)} trace(s)")

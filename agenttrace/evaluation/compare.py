@@ -36,12 +36,16 @@ def compare_runs(store: DuckDBStore, run_a: str, run_b: str) -> Comparison:
                 pairs.append((row["record_id"], a, b))
         a_values = np.array([p[1] for p in pairs])
         b_values = np.array([p[2] for p in pairs])
-        summary.append({
-            "scorer": name, "a": float(a_values.mean()) if pairs else None,
-            "b": float(b_values.mean()) if pairs else None,
-            "delta": float((b_values - a_values).mean()) if pairs else None,
-            "p_value": paired_p_value(b_values - a_values) if pairs else None, "pairs": len(pairs),
-        })  # fmt: skip
+        summary.append(
+            {
+                "scorer": name,
+                "a": float(a_values.mean()) if pairs else None,
+                "b": float(b_values.mean()) if pairs else None,
+                "delta": float((b_values - a_values).mean()) if pairs else None,
+                "p_value": paired_p_value(b_values - a_values) if pairs else None,
+                "pairs": len(pairs),
+            }
+        )
         for record_id, a, b in pairs:
             if b < a:
                 regressed.append({"record_id": record_id, "scorer": name, "a": a, "b": b})
@@ -49,9 +53,12 @@ def compare_runs(store: DuckDBStore, run_a: str, run_b: str) -> Comparison:
                 improved.append({"record_id": record_id, "scorer": name, "a": a, "b": b})
     columns = ["record_id", "scorer", "a", "b"]
     return Comparison(
-        info_a["eval_run_id"], info_b["eval_run_id"], pd.DataFrame(summary),
-        pd.DataFrame(regressed, columns=columns), pd.DataFrame(improved, columns=columns),
-    )  # fmt: skip
+        info_a["eval_run_id"],
+        info_b["eval_run_id"],
+        pd.DataFrame(summary),
+        pd.DataFrame(regressed, columns=columns),
+        pd.DataFrame(improved, columns=columns),
+    )
 
 
 def _value(row: dict[str, Any], name: str) -> Any:

@@ -134,8 +134,11 @@ def records_from_frame(frame: pd.DataFrame, source: str) -> tuple[list[EvalRecor
         where = f"{source} row {position}"
         if is_traces:
             inputs = row.get("inputs")
-            raw = {"id": row.get("record_id", row["trace_id"]), "inputs": inputs if isinstance(inputs, Mapping) else
-                   {"input": inputs}, "expectations": row.get("expectations") or {}}  # fmt: skip
+            raw = {
+                "id": row.get("record_id", row["trace_id"]),
+                "inputs": inputs if isinstance(inputs, Mapping) else {"input": inputs},
+                "expectations": row.get("expectations") or {},
+            }
             record = _record(raw, position, where)
             record.trace_id, record.outputs = row["trace_id"], row.get("outputs")
         else:

@@ -69,9 +69,11 @@ def _check_inputs(predict_fn: Callable[..., Any], records: list[EvalRecord]) -> 
         name = getattr(predict_fn, "__name__", "predict_fn")
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise EvaluationError(
-            f"inputs do not fit {name}({', '.join(signature.parameters)}): " + "; ".join(problems[:3]) + more
+            f"inputs do not fit {name}({', '.join(signature.parameters)}): "
+            + "; ".join(problems[:3])
+            + more
             + " - rename the inputs keys to the function's parameters"
-        )  # fmt: skip
+        )
 
 
 @dataclass(slots=True)
@@ -87,16 +89,32 @@ class _Row:
 
     def as_stored(self) -> dict[str, Any]:
         r = self.record
-        return {"record_id": r.id, "position": r.position, "trace_id": self.trace_id, "inputs": r.inputs,
-                "outputs": self.outputs, "expectations": r.expectations, "error": self.error,
-                "latency_ms": self.latency_ms, "scores": self.scores}  # fmt: skip
+        return {
+            "record_id": r.id,
+            "position": r.position,
+            "trace_id": self.trace_id,
+            "inputs": r.inputs,
+            "outputs": self.outputs,
+            "expectations": r.expectations,
+            "error": self.error,
+            "latency_ms": self.latency_ms,
+            "scores": self.scores,
+        }
 
 
 class _Evaluation:
     """One run's state: scorers, store, and the per-record work done on worker threads."""
 
-    def __init__(self, rt: Runtime, run_id: str, scorers: list[Scorer], predict_fn: Any, loaded: LoadedData,
-                 agent: tuple[str | None, str | None], dataset_ref: str) -> None:  # fmt: skip
+    def __init__(
+        self,
+        rt: Runtime,
+        run_id: str,
+        scorers: list[Scorer],
+        predict_fn: Any,
+        loaded: LoadedData,
+        agent: tuple[str | None, str | None],
+        dataset_ref: str,
+    ) -> None:
         self.rt = rt
         self.store = rt.store
         self.run_id = run_id
@@ -117,8 +135,12 @@ class _Evaluation:
         tags = {"eval_run_id": self.run_id, "record_id": record.id, "dataset": self.dataset_ref}
         if self.agent_version:
             tags["agent_version"] = self.agent_version
-        return span(self.predict_name, span_type="CHAIN", inputs=record.inputs,
-                    attributes=trace_attributes(tags, self.agent_name, self.agent_version))  # fmt: skip
+        return span(
+            self.predict_name,
+            span_type="CHAIN",
+            inputs=record.inputs,
+            attributes=trace_attributes(tags, self.agent_name, self.agent_version),
+        )
 
     def predict_sync(self, record: EvalRecord) -> _Row:
         if self.loaded.from_traces:
@@ -159,21 +181,31 @@ class _Evaluation:
         if trace is not None:
             expectations.update({a.name: a.value for a in trace.assessments if a.kind == "expectation"})
             record.expectations = expectations
-        return self._score(record, record.outputs, None, record.trace_id, trace,
-                           trace.info.duration_ms if trace else None)  # fmt: skip
+        return self._score(
+            record, record.outputs, None, record.trace_id, trace, trace.info.duration_ms if trace else None
+        )
 
-    def _scored(self, record: EvalRecord, outputs: Any, error: str | None, trace_id: str | None,
-                started: float) -> _Row:  # fmt: skip
+    def _scored(
+        self, record: EvalRecord, outputs: Any, error: str | None, trace_id: str | None, started: float
+    ) -> _Row:
         trace = self.collector.take(trace_id) if (self.collector and trace_id) else None
         latency = trace.info.duration_ms if trace else (time.perf_counter() - started) * 1000
         return self._score(record, outputs, error, trace_id, trace, latency)
 
-    def _score(self, record: EvalRecord, outputs: Any, error: str | None, trace_id: str | None,
-               trace: Trace | None, latency_ms: float | None) -> _Row:  # fmt: skip
+    def _score(
+        self,
+        record: EvalRecord,
+        outputs: Any,
+        error: str | None,
+        trace_id: str | None,
+        trace: Trace | None,
+        latency_ms: float | None,
+    ) -> _Row:
         scores: dict[str, dict[str, Any]] = {}
         assessments: list[Assessment] = []
-        token = scoring_context.set({"eval_run_id": self.run_id, "scored_trace_id": trace_id or "",
-                                     "record_id": record.id})  # fmt: skip
+        token = scoring_context.set(
+            {"eval_run_id": self.run_id, "scored_trace_id": trace_id or "", "record_id": record.id}
+        )
         try:
             for scorer in self.scorers:
                 for cell in self._cells(scorer, record, outputs, error, trace):
@@ -186,8 +218,9 @@ class _Evaluation:
         tokens = trace.info.total_tokens if trace else None
         return _Row(record, trace_id, outputs, error, latency_ms, tokens, scores, assessments)
 
-    def _cells(self, scorer: Scorer, record: EvalRecord, outputs: Any, error: str | None,
-               trace: Trace | None) -> list[dict[str, Any]]:  # fmt: skip
+    def _cells(
+        self, scorer: Scorer, record: EvalRecord, outputs: Any, error: str | None, trace: Trace | None
+    ) -> list[dict[str, Any]]:
         if error is not None:
             return [{"name": scorer.name, "value": None, "error": f"prediction failed: {error}"}]
         try:
@@ -196,8 +229,14 @@ class _Evaluation:
         except Exception as exc:
             return [{"name": scorer.name, "value": None, "error": f"{type(exc).__name__}: {exc}"}]
         return [
-            {"name": s.name or scorer.name, "value": s.value, "rationale": s.rationale, "label": s.label,
-             "metadata": s.metadata, "error": s.error}  # fmt: skip
+            {
+                "name": s.name or scorer.name,
+                "value": s.value,
+                "rationale": s.rationale,
+                "label": s.label,
+                "metadata": s.metadata,
+                "error": s.error,
+            }
             for s in scores
         ]
 
@@ -207,11 +246,19 @@ class _Evaluation:
         if cell.get("label") is not None:
             metadata["label"] = cell["label"]
         return Assessment(
-            assessment_id=uuid.uuid4().hex, trace_id=trace_id, name=name, kind="feedback", value=cell.get("value"),
-            rationale=cell.get("rationale"), source_type="LLM_JUDGE" if is_judge else "CODE",
-            source_id=scorer.client.model if is_judge else scorer.name, metadata=metadata, error=cell.get("error"),
-            eval_run_id=self.run_id, created_ns=time.time_ns(),
-        )  # fmt: skip
+            assessment_id=uuid.uuid4().hex,
+            trace_id=trace_id,
+            name=name,
+            kind="feedback",
+            value=cell.get("value"),
+            rationale=cell.get("rationale"),
+            source_type="LLM_JUDGE" if is_judge else "CODE",
+            source_id=scorer.client.model if is_judge else scorer.name,
+            metadata=metadata,
+            error=cell.get("error"),
+            eval_run_id=self.run_id,
+            created_ns=time.time_ns(),
+        )
 
     # ---- bookkeeping (main thread) -------------------------------------------------------
 
@@ -224,8 +271,9 @@ class _Evaluation:
     def save(self) -> None:
         rows, self._unsaved = self._unsaved, []
         if rows and self.store is not None:
-            self.store.add_eval_records(self.run_id, [r.as_stored() for r in rows],
-                                        [a for r in rows for a in r.assessments])  # fmt: skip
+            self.store.add_eval_records(
+                self.run_id, [r.as_stored() for r in rows], [a for r in rows for a in r.assessments]
+            )
 
 
 def _run_threads(ev: _Evaluation, records: list[EvalRecord], concurrency: int, bar: ProgressBar) -> None:
@@ -299,23 +347,33 @@ def evaluate(
     if predict_fn is not None:
         loaded.from_traces = False
         _check_inputs(predict_fn, loaded.records)
-    scorer_objects, client = resolve_scorers(scorers, store=store, judge_model=judge_model,
-                                             judge_base_url=judge_base_url, concurrency=concurrency)  # fmt: skip
+    scorer_objects, client = resolve_scorers(
+        scorers, store=store, judge_model=judge_model, judge_base_url=judge_base_url, concurrency=concurrency
+    )
     dataset_version = loaded.stored_version or _store_dataset(store, loaded)
     agent_name, agent_version = agent_identity(agent)
     run_id = uuid.uuid4().hex
     if store is not None:
-        store.start_eval_run({
-            "eval_run_id": run_id, "name": run_name, "experiment": experiment or rt.settings.experiment,
-            "dataset_name": loaded.name, "dataset_version": dataset_version, "agent_name": agent_name,
-            "agent_version": agent_version, "scorers": [s.name for s in scorer_objects],
-            "judge_model": judge_model_of(scorer_objects, client), "record_count": len(loaded.records),
-            "started_ns": time.time_ns(),
-        })  # fmt: skip
+        store.start_eval_run(
+            {
+                "eval_run_id": run_id,
+                "name": run_name,
+                "experiment": experiment or rt.settings.experiment,
+                "dataset_name": loaded.name,
+                "dataset_version": dataset_version,
+                "agent_name": agent_name,
+                "agent_version": agent_version,
+                "scorers": [s.name for s in scorer_objects],
+                "judge_model": judge_model_of(scorer_objects, client),
+                "record_count": len(loaded.records),
+                "started_ns": time.time_ns(),
+            }
+        )
     else:
         logger.warning("agenttrace has no store (store=None or tracing off): evaluation results are not saved")
-    ev = _Evaluation(rt, run_id, scorer_objects, predict_fn, loaded, (agent_name, agent_version),
-                     f"{loaded.name}@{dataset_version}")  # fmt: skip
+    ev = _Evaluation(
+        rt, run_id, scorer_objects, predict_fn, loaded, (agent_name, agent_version), f"{loaded.name}@{dataset_version}"
+    )
     status = "FINISHED"
     started = time.perf_counter()
     try:

@@ -12,8 +12,15 @@ class ProgressBar:
     def __init__(self, total: int, label: str, enabled: bool | None) -> None:
         show = sys.stderr.isatty() if enabled is None else enabled
         self._progress = (
-            Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                     transient=False, redirect_stdout=False, redirect_stderr=False)  # fmt: skip
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                transient=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
             if show
             else None
         )
@@ -28,6 +35,8 @@ class ProgressBar:
         if self._progress is not None and self._task is not None:
             self._progress.advance(self._task)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._progress:
             self._progress.stop()

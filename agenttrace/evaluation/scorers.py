@@ -80,10 +80,13 @@ def resolve_scorers(
             if isinstance(target, type) and issubclass(target, Judge):
                 if client is None:
                     client = JudgeClient(
-                        judge_model, judge_base_url, judge_api_key,
+                        judge_model,
+                        judge_base_url,
+                        judge_api_key,
                         cache=StoreJudgeCache(store) if store is not None else None,
-                        on_call=record_judge_call, max_concurrency=max(concurrency, 1),
-                    )  # fmt: skip
+                        on_call=record_judge_call,
+                        max_concurrency=max(concurrency, 1),
+                    )
                 resolved.append(target(client=client))
             else:
                 resolved.append(get_scorer(spec))

@@ -37,9 +37,11 @@ def build_metrics(rows: list[Any], scorers: list[Scorer], wall_s: float) -> dict
         errors = sum(1 for c in cells if c.get("error") is not None)
         per_scorer[name] = summarise_scorer(values, errors, _aggregation_of(name, scorers, values))
     run = run_figures(
-        [r.latency_ms for r in rows if r.latency_ms is not None], [r.total_tokens for r in rows],
-        sum(1 for r in rows if r.error), wall_s,
-    )  # fmt: skip
+        [r.latency_ms for r in rows if r.latency_ms is not None],
+        [r.total_tokens for r in rows],
+        sum(1 for r in rows if r.error),
+        wall_s,
+    )
     return {"scorers": per_scorer, "run": run}
 
 
@@ -48,10 +50,14 @@ def build_table(rows: list[Any], scorers: list[Scorer]) -> pd.DataFrame:
     table = []
     for row in rows:
         item = {
-            "record_id": row.record.id, "trace_id": row.trace_id, "inputs": row.record.inputs,
-            "outputs": row.outputs, "expectations": row.record.expectations, "error": row.error,
+            "record_id": row.record.id,
+            "trace_id": row.trace_id,
+            "inputs": row.record.inputs,
+            "outputs": row.outputs,
+            "expectations": row.record.expectations,
+            "error": row.error,
             "latency_ms": row.latency_ms,
-        }  # fmt: skip
+        }
         for name in names:
             cell = row.scores.get(name, {})
             item[name] = cell.get("value")

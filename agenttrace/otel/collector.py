@@ -59,13 +59,23 @@ def spans_to_trace(spans: Sequence[ReadableSpan]) -> Trace:
     c = spans_to_columns(spans)
     records = [
         SpanRecord(
-            trace_id=c["trace_id"][i], span_id=c["span_id"][i], parent_span_id=c["parent_span_id"][i],
-            name=c["name"][i], span_type=c["span_type"][i], status=c["status"][i],
-            status_message=c["status_message"][i], start_time_ns=c["start_time_ns"][i],
-            end_time_ns=c["end_time_ns"][i], inputs=_loads(c["inputs"][i]), outputs=_loads(c["outputs"][i]),
-            attributes=_loads(c["attributes"][i]) or {}, events=_loads(c["events"][i]) or [],
-            model=c["model"][i], input_tokens=c["input_tokens"][i], output_tokens=c["output_tokens"][i],
-        )  # fmt: skip
+            trace_id=c["trace_id"][i],
+            span_id=c["span_id"][i],
+            parent_span_id=c["parent_span_id"][i],
+            name=c["name"][i],
+            span_type=c["span_type"][i],
+            status=c["status"][i],
+            status_message=c["status_message"][i],
+            start_time_ns=c["start_time_ns"][i],
+            end_time_ns=c["end_time_ns"][i],
+            inputs=_loads(c["inputs"][i]),
+            outputs=_loads(c["outputs"][i]),
+            attributes=_loads(c["attributes"][i]) or {},
+            events=_loads(c["events"][i]) or [],
+            model=c["model"][i],
+            input_tokens=c["input_tokens"][i],
+            output_tokens=c["output_tokens"][i],
+        )
         for i in range(len(spans))
     ]
     ranks = c["root_rank"]
@@ -76,15 +86,23 @@ def spans_to_trace(spans: Sequence[ReadableSpan]) -> Trace:
     in_tok = [t for t in c["input_tokens"] if t is not None]
     out_tok = [t for t in c["output_tokens"] if t is not None]
     info = TraceInfo(
-        trace_id=root.trace_id, name=root.name, status=root.status if ranks[root_index] else "IN_PROGRESS",
-        start_time_ns=start, end_time_ns=end, duration_ms=(end - start) / 1e6,
-        experiment=next((e for e in c["experiment"] if e), None), run_id=next((r for r in c["run_id"] if r), None),
-        inputs=root.inputs, outputs=root.outputs,
-        session_id=next((v for v in c["session_id"] if v), None), user_id=next((v for v in c["user_id"] if v), None),
+        trace_id=root.trace_id,
+        name=root.name,
+        status=root.status if ranks[root_index] else "IN_PROGRESS",
+        start_time_ns=start,
+        end_time_ns=end,
+        duration_ms=(end - start) / 1e6,
+        experiment=next((e for e in c["experiment"] if e), None),
+        run_id=next((r for r in c["run_id"] if r), None),
+        inputs=root.inputs,
+        outputs=root.outputs,
+        session_id=next((v for v in c["session_id"] if v), None),
+        user_id=next((v for v in c["user_id"] if v), None),
         tags=_loads(next((v for v in c["tags"] if v), None)) or {},
         metadata=_loads(next((v for v in c["metadata"] if v), None)) or {},
-        span_count=len(records), input_tokens=sum(in_tok) if in_tok else None,
+        span_count=len(records),
+        input_tokens=sum(in_tok) if in_tok else None,
         output_tokens=sum(out_tok) if out_tok else None,
         total_tokens=(sum(in_tok) + sum(out_tok)) if (in_tok or out_tok) else None,
-    )  # fmt: skip
+    )
     return Trace(info=info, spans=records)

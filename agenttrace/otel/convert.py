@@ -16,11 +16,35 @@ from opentelemetry.trace import StatusCode
 from agenttrace.otel import conventions as cv
 
 _COLUMN_NAMES = (
-    "trace_id", "span_id", "parent_span_id", "name", "span_type", "status", "status_message",
-    "start_time_ns", "end_time_ns", "duration_ms", "inputs", "outputs", "attributes", "events", "model",
-    "input_tokens", "output_tokens", "resource", "scope", "root_rank", "experiment", "run_id",
-    "session_id", "user_id", "tags", "metadata", "agent_name", "agent_version",
-)  # fmt: skip
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "span_type",
+    "status",
+    "status_message",
+    "start_time_ns",
+    "end_time_ns",
+    "duration_ms",
+    "inputs",
+    "outputs",
+    "attributes",
+    "events",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "resource",
+    "scope",
+    "root_rank",
+    "experiment",
+    "run_id",
+    "session_id",
+    "user_id",
+    "tags",
+    "metadata",
+    "agent_name",
+    "agent_version",
+)
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
@@ -68,36 +92,38 @@ def spans_to_columns(spans: Sequence[ReadableSpan]) -> dict[str, list[Any]]:
             cached = resources[id(resource)] = (_dumps(res_attrs), res_attrs.get(cv.EXPERIMENT))
         rest = {k: v for k, v in attrs.items() if k not in lifted} if attrs else attrs
         scope = span.instrumentation_scope
-        rows.append((
-            format(ctx.trace_id, "032x"),
-            format(ctx.span_id, "016x"),
-            None if parent is None else format(parent.span_id, "016x"),
-            span.name,
-            get_type(attrs),
-            "ERROR" if status.status_code is error_code else "OK",
-            status.description,
-            start,
-            end,
-            (end - start) / 1e6,
-            get(cv.INPUTS),
-            get(cv.OUTPUTS),
-            _dumps(rest) if rest else "{}",
-            _dumps([_event(e) for e in span.events]) if span.events else "[]",
-            first_of(attrs, cv.MODEL_KEYS),
-            _int_or_none(first_of(attrs, cv.INPUT_TOKEN_KEYS)),
-            _int_or_none(first_of(attrs, cv.OUTPUT_TOKEN_KEYS)),
-            cached[0],
-            scope.name if scope is not None else None,
-            rank,
-            get(cv.EXPERIMENT) or (cached[1] if rank else None),
-            get(cv.RUN_ID),
-            get(cv.SESSION_ID),
-            get(cv.USER_ID),
-            get(cv.TRACE_TAGS),
-            get(cv.TRACE_METADATA),
-            get(cv.AGENT_NAME),
-            get(cv.AGENT_VERSION),
-        ))  # fmt: skip
+        rows.append(
+            (
+                format(ctx.trace_id, "032x"),
+                format(ctx.span_id, "016x"),
+                None if parent is None else format(parent.span_id, "016x"),
+                span.name,
+                get_type(attrs),
+                "ERROR" if status.status_code is error_code else "OK",
+                status.description,
+                start,
+                end,
+                (end - start) / 1e6,
+                get(cv.INPUTS),
+                get(cv.OUTPUTS),
+                _dumps(rest) if rest else "{}",
+                _dumps([_event(e) for e in span.events]) if span.events else "[]",
+                first_of(attrs, cv.MODEL_KEYS),
+                _int_or_none(first_of(attrs, cv.INPUT_TOKEN_KEYS)),
+                _int_or_none(first_of(attrs, cv.OUTPUT_TOKEN_KEYS)),
+                cached[0],
+                scope.name if scope is not None else None,
+                rank,
+                get(cv.EXPERIMENT) or (cached[1] if rank else None),
+                get(cv.RUN_ID),
+                get(cv.SESSION_ID),
+                get(cv.USER_ID),
+                get(cv.TRACE_TAGS),
+                get(cv.TRACE_METADATA),
+                get(cv.AGENT_NAME),
+                get(cv.AGENT_VERSION),
+            )
+        )
     if not rows:
         return {name: [] for name in _COLUMN_NAMES}
-    return {name: list(column) for name, column in zip(_COLUMN_NAMES, zip(*rows), strict=True)}
+    return {name: list(column) for name, column in zip(_COLUMN_NAMES, zip(*rows, strict=True), strict=True)}

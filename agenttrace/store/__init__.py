@@ -10,10 +10,9 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from agenttrace.errors import StoreError, TraceNotFoundError
 from agenttrace.records import Assessment, Trace
@@ -22,6 +21,9 @@ from agenttrace.store._filters import FIELDS as FILTER_FIELDS
 from agenttrace.store._queries import TRACE_FRAME_COLUMNS
 from agenttrace.store._schema import LATEST_VERSION
 from agenttrace.store._writer import SPAN_COLUMNS, TRACE_COLUMNS
+
+if TYPE_CHECKING:  # pandas loads only when a DataFrame is asked for
+    import pandas as pd
 
 __all__ = [
     "FILTER_FIELDS",
@@ -119,10 +121,20 @@ class DuckDBStore:
         eval_run_id: str | None = None,
     ) -> Assessment:
         assessment = Assessment(
-            assessment_id=uuid.uuid4().hex, trace_id=trace_id, name=name, kind=kind, value=value,
-            rationale=rationale, source_type=source_type, source_id=source_id, span_id=span_id,
-            metadata=dict(metadata or {}), error=error, eval_run_id=eval_run_id, created_ns=time.time_ns(),
-        )  # fmt: skip
+            assessment_id=uuid.uuid4().hex,
+            trace_id=trace_id,
+            name=name,
+            kind=kind,
+            value=value,
+            rationale=rationale,
+            source_type=source_type,
+            source_id=source_id,
+            span_id=span_id,
+            metadata=dict(metadata or {}),
+            error=error,
+            eval_run_id=eval_run_id,
+            created_ns=time.time_ns(),
+        )
 
         def work(con: duckdb.DuckDBPyConnection) -> None:
             if not _queries.trace_exists(con, trace_id):

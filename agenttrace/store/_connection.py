@@ -14,10 +14,10 @@ migrates, so a foreign file or a newer store is refused untouched.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 
 from agenttrace.errors import DatasetError, EvaluationError
 from agenttrace.records import Assessment
+
+if TYPE_CHECKING:  # pandas loads only when a DataFrame is asked for
+    import pandas as pd
 
 
 def _dumps(value: Any) -> str | None:
@@ -32,26 +34,37 @@ def _append(con: duckdb.DuckDBPyConnection, table: str, rows: dict[str, list[Any
 
 
 def save_dataset(
-    con: duckdb.DuckDBPyConnection, name: str, version: str, digest: str, source: str | None,
-    records: Sequence[dict[str, Any]], now_ns: int,
-) -> bool:  # fmt: skip
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    version: str,
+    digest: str,
+    source: str | None,
+    records: Sequence[dict[str, Any]],
+    now_ns: int,
+) -> bool:
     """Store a dataset version; False (and nothing written) if that version exists already."""
     if con.execute("SELECT 1 FROM datasets WHERE name = ? AND version = ?", [name, version]).fetchone():
         return False
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?)", [name, version, digest, len(records), source, now_ns])
+        con.execute(
+            "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?)", [name, version, digest, len(records), source, now_ns]
+        )
         if records:
-            _append(con, "dataset_records", {
-                "dataset_name": [name] * len(records),
-                "dataset_version": [version] * len(records),
-                "position": list(range(len(records))),
-                "record_id": [r["id"] for r in records],
-                "inputs": [_dumps(r["inputs"]) for r in records],
-                "expectations": [_dumps(r.get("expectations")) for r in records],
-                "tags": [_dumps(r.get("tags")) for r in records],
-                "source_trace_id": [r.get("source_trace_id") for r in records],
-            })  # fmt: skip
+            _append(
+                con,
+                "dataset_records",
+                {
+                    "dataset_name": [name] * len(records),
+                    "dataset_version": [version] * len(records),
+                    "position": list(range(len(records))),
+                    "record_id": [r["id"] for r in records],
+                    "inputs": [_dumps(r["inputs"]) for r in records],
+                    "expectations": [_dumps(r.get("expectations")) for r in records],
+                    "tags": [_dumps(r.get("tags")) for r in records],
+                    "source_trace_id": [r.get("source_trace_id") for r in records],
+                },
+            )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -67,7 +80,10 @@ def load_dataset(con: duckdb.DuckDBPyConnection, name: str, version: str | None)
     else:
         row = con.execute("SELECT version FROM datasets WHERE name = ? AND version = ?", [name, version]).fetchone()
     if row is None:
-        known = [f"{n}@{v}" for n, v in con.execute("SELECT name, version FROM datasets ORDER BY name, created_ns").fetchall()]
+        known = [
+            f"{n}@{v}"
+            for n, v in con.execute("SELECT name, version FROM datasets ORDER BY name, created_ns").fetchall()
+        ]
         wanted = name if version is None else f"{name}@{version}"
         raise DatasetError(
             f"no stored dataset {wanted!r}; stored: {', '.join(known) or '(none)'} "
@@ -80,8 +96,13 @@ def load_dataset(con: duckdb.DuckDBPyConnection, name: str, version: str | None)
         [name, version],
     ).fetchall()
     records = [
-        {"id": r[0], "inputs": _loads(r[1]), "expectations": _loads(r[2]) or {}, "tags": _loads(r[3]) or {},
-         "source_trace_id": r[4]}  # fmt: skip
+        {
+            "id": r[0],
+            "inputs": _loads(r[1]),
+            "expectations": _loads(r[2]) or {},
+            "tags": _loads(r[3]) or {},
+            "source_trace_id": r[4],
+        }
         for r in rows
     ]
     return version, records
@@ -97,11 +118,22 @@ def list_datasets(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 def start_eval_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
     con.execute(
         "INSERT INTO eval_runs (eval_run_id, name, experiment, status, dataset_name, dataset_version, agent_name, "
-        "agent_version, scorers, judge_model, record_count, started_ns) VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?, ?)",
-        [run["eval_run_id"], run.get("name"), run.get("experiment"), run.get("dataset_name"),
-         run.get("dataset_version"), run.get("agent_name"), run.get("agent_version"), _dumps(run.get("scorers")),
-         run.get("judge_model"), run.get("record_count"), run["started_ns"]],
-    )  # fmt: skip
+        "agent_version, scorers, judge_model, record_count, started_ns) "
+        "VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            run["eval_run_id"],
+            run.get("name"),
+            run.get("experiment"),
+            run.get("dataset_name"),
+            run.get("dataset_version"),
+            run.get("agent_name"),
+            run.get("agent_version"),
+            _dumps(run.get("scorers")),
+            run.get("judge_model"),
+            run.get("record_count"),
+            run["started_ns"],
+        ],
+    )
 
 
 def add_eval_records(
@@ -111,34 +143,42 @@ def add_eval_records(
     con.execute("BEGIN TRANSACTION")
     try:
         if rows:
-            _append(con, "eval_records", {
-                "eval_run_id": [eval_run_id] * len(rows),
-                "record_id": [r["record_id"] for r in rows],
-                "position": [r["position"] for r in rows],
-                "trace_id": [r.get("trace_id") for r in rows],
-                "inputs": [_dumps(r.get("inputs")) for r in rows],
-                "outputs": [_dumps(r.get("outputs")) for r in rows],
-                "expectations": [_dumps(r.get("expectations")) for r in rows],
-                "error": [r.get("error") for r in rows],
-                "latency_ms": [r.get("latency_ms") for r in rows],
-                "scores": [_dumps(r.get("scores")) for r in rows],
-            })  # fmt: skip
+            _append(
+                con,
+                "eval_records",
+                {
+                    "eval_run_id": [eval_run_id] * len(rows),
+                    "record_id": [r["record_id"] for r in rows],
+                    "position": [r["position"] for r in rows],
+                    "trace_id": [r.get("trace_id") for r in rows],
+                    "inputs": [_dumps(r.get("inputs")) for r in rows],
+                    "outputs": [_dumps(r.get("outputs")) for r in rows],
+                    "expectations": [_dumps(r.get("expectations")) for r in rows],
+                    "error": [r.get("error") for r in rows],
+                    "latency_ms": [r.get("latency_ms") for r in rows],
+                    "scores": [_dumps(r.get("scores")) for r in rows],
+                },
+            )
         if assessments:
-            _append(con, "assessments", {
-                "assessment_id": [a.assessment_id for a in assessments],
-                "trace_id": [a.trace_id for a in assessments],
-                "span_id": [a.span_id for a in assessments],
-                "name": [a.name for a in assessments],
-                "kind": [a.kind for a in assessments],
-                "value": [_dumps(a.value) for a in assessments],
-                "rationale": [a.rationale for a in assessments],
-                "source_type": [a.source_type for a in assessments],
-                "source_id": [a.source_id for a in assessments],
-                "metadata": [_dumps(a.metadata) for a in assessments],
-                "error": [a.error for a in assessments],
-                "eval_run_id": [a.eval_run_id for a in assessments],
-                "created_ns": [a.created_ns for a in assessments],
-            })  # fmt: skip
+            _append(
+                con,
+                "assessments",
+                {
+                    "assessment_id": [a.assessment_id for a in assessments],
+                    "trace_id": [a.trace_id for a in assessments],
+                    "span_id": [a.span_id for a in assessments],
+                    "name": [a.name for a in assessments],
+                    "kind": [a.kind for a in assessments],
+                    "value": [_dumps(a.value) for a in assessments],
+                    "rationale": [a.rationale for a in assessments],
+                    "source_type": [a.source_type for a in assessments],
+                    "source_id": [a.source_id for a in assessments],
+                    "metadata": [_dumps(a.metadata) for a in assessments],
+                    "error": [a.error for a in assessments],
+                    "eval_run_id": [a.eval_run_id for a in assessments],
+                    "created_ns": [a.created_ns for a in assessments],
+                },
+            )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -174,7 +214,9 @@ def resolve_eval_run(con: duckdb.DuckDBPyConnection, ref: str) -> str:
         return rows[0][0]
     if len(rows) > 1:
         raise EvaluationError(f"eval run prefix {ref!r} matches {len(rows)} runs; give more characters")
-    row = con.execute("SELECT eval_run_id FROM eval_runs WHERE name = ? ORDER BY started_ns DESC LIMIT 1", [ref]).fetchone()
+    row = con.execute(
+        "SELECT eval_run_id FROM eval_runs WHERE name = ? ORDER BY started_ns DESC LIMIT 1", [ref]
+    ).fetchone()
     if row is None:
         raise EvaluationError(f"no eval run {ref!r}; list runs with `agenttrace eval list`")
     return row[0]
@@ -193,8 +235,17 @@ def load_eval_run(con: duckdb.DuckDBPyConnection, ref: str) -> tuple[dict[str, A
         [run_id],
     ).fetchall()
     records = [
-        {"record_id": r[0], "position": r[1], "trace_id": r[2], "inputs": _loads(r[3]), "outputs": _loads(r[4]),
-         "expectations": _loads(r[5]), "error": r[6], "latency_ms": r[7], "scores": _loads(r[8]) or {}}  # fmt: skip
+        {
+            "record_id": r[0],
+            "position": r[1],
+            "trace_id": r[2],
+            "inputs": _loads(r[3]),
+            "outputs": _loads(r[4]),
+            "expectations": _loads(r[5]),
+            "error": r[6],
+            "latency_ms": r[7],
+            "scores": _loads(r[8]) or {},
+        }
         for r in rows
     ]
     return run, records

@@ -4,21 +4,40 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from agenttrace.errors import TraceNotFoundError
 from agenttrace.records import Assessment, SpanRecord, Trace, TraceInfo
 from agenttrace.store._filters import compile_filter, compile_order_by
 
+if TYPE_CHECKING:  # pandas loads only when a DataFrame is asked for
+    import pandas as pd
+
 # Columns of search_traces, in order; documented in the README.
 TRACE_FRAME_COLUMNS = (
-    "trace_id", "name", "status", "start_time", "end_time", "duration_ms", "inputs", "outputs",
-    "tags", "metadata", "session_id", "user_id", "span_count", "input_tokens", "output_tokens",
-    "total_tokens", "experiment", "run_id", "agent_name", "agent_version",
-)  # fmt: skip
+    "trace_id",
+    "name",
+    "status",
+    "start_time",
+    "end_time",
+    "duration_ms",
+    "inputs",
+    "outputs",
+    "tags",
+    "metadata",
+    "session_id",
+    "user_id",
+    "span_count",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "experiment",
+    "run_id",
+    "agent_name",
+    "agent_version",
+)
 _JSON_FRAME_COLUMNS = ("inputs", "outputs", "tags", "metadata")
 
 _TRACE_SELECT = """
@@ -63,15 +82,46 @@ def count_traces(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _info_from_row(row: tuple[Any, ...]) -> TraceInfo:
-    (trace_id, name, status, start_ns, end_ns, duration_ms, experiment, run_id, inputs, outputs,
-     session_id, user_id, tags, metadata, span_count, in_tok, out_tok, total_tok) = row  # fmt: skip
+    (
+        trace_id,
+        name,
+        status,
+        start_ns,
+        end_ns,
+        duration_ms,
+        experiment,
+        run_id,
+        inputs,
+        outputs,
+        session_id,
+        user_id,
+        tags,
+        metadata,
+        span_count,
+        in_tok,
+        out_tok,
+        total_tok,
+    ) = row
     return TraceInfo(
-        trace_id=trace_id, name=name, status=status, start_time_ns=start_ns, end_time_ns=end_ns,
-        duration_ms=duration_ms, experiment=experiment, run_id=run_id, inputs=_loads(inputs),
-        outputs=_loads(outputs), session_id=session_id, user_id=user_id, tags=_loads(tags) or {},
-        metadata=_loads(metadata) or {}, span_count=span_count, input_tokens=in_tok,
-        output_tokens=out_tok, total_tokens=total_tok,
-    )  # fmt: skip
+        trace_id=trace_id,
+        name=name,
+        status=status,
+        start_time_ns=start_ns,
+        end_time_ns=end_ns,
+        duration_ms=duration_ms,
+        experiment=experiment,
+        run_id=run_id,
+        inputs=_loads(inputs),
+        outputs=_loads(outputs),
+        session_id=session_id,
+        user_id=user_id,
+        tags=_loads(tags) or {},
+        metadata=_loads(metadata) or {},
+        span_count=span_count,
+        input_tokens=in_tok,
+        output_tokens=out_tok,
+        total_tokens=total_tok,
+    )
 
 
 def load_trace(con: duckdb.DuckDBPyConnection, trace_id: str) -> Trace:
@@ -82,16 +132,26 @@ def load_trace(con: duckdb.DuckDBPyConnection, trace_id: str) -> Trace:
         [trace_id],
     ).fetchone()
     if row is None:
-        raise TraceNotFoundError(
-            f"no trace with id {trace_id!r} in the store; list ids with `agenttrace traces list`"
-        )
+        raise TraceNotFoundError(f"no trace with id {trace_id!r} in the store; list ids with `agenttrace traces list`")
     spans = [
         SpanRecord(
-            trace_id=r[0], span_id=r[1], parent_span_id=r[2], name=r[3], span_type=r[4], status=r[5],
-            status_message=r[6], start_time_ns=r[7], end_time_ns=r[8], inputs=_loads(r[9]),
-            outputs=_loads(r[10]), attributes=_loads(r[11]) or {}, events=_loads(r[12]) or [],
-            model=r[13], input_tokens=r[14], output_tokens=r[15],
-        )  # fmt: skip
+            trace_id=r[0],
+            span_id=r[1],
+            parent_span_id=r[2],
+            name=r[3],
+            span_type=r[4],
+            status=r[5],
+            status_message=r[6],
+            start_time_ns=r[7],
+            end_time_ns=r[8],
+            inputs=_loads(r[9]),
+            outputs=_loads(r[10]),
+            attributes=_loads(r[11]) or {},
+            events=_loads(r[12]) or [],
+            model=r[13],
+            input_tokens=r[14],
+            output_tokens=r[15],
+        )
         for r in con.execute(
             "SELECT trace_id, span_id, parent_span_id, name, span_type, status, status_message, "
             "start_time_ns, end_time_ns, inputs, outputs, attributes, events, model, input_tokens, "
@@ -109,10 +169,22 @@ def trace_exists(con: duckdb.DuckDBPyConnection, trace_id: str) -> bool:
 def insert_assessment(con: duckdb.DuckDBPyConnection, a: Assessment) -> None:
     con.execute(
         "INSERT INTO assessments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [a.assessment_id, a.trace_id, a.span_id, a.name, a.kind, json.dumps(a.value, default=str),
-         a.rationale, a.source_type, a.source_id, json.dumps(a.metadata, default=str), a.error,
-         a.eval_run_id, a.created_ns],
-    )  # fmt: skip
+        [
+            a.assessment_id,
+            a.trace_id,
+            a.span_id,
+            a.name,
+            a.kind,
+            json.dumps(a.value, default=str),
+            a.rationale,
+            a.source_type,
+            a.source_id,
+            json.dumps(a.metadata, default=str),
+            a.error,
+            a.eval_run_id,
+            a.created_ns,
+        ],
+    )
 
 
 def load_assessments(con: duckdb.DuckDBPyConnection, trace_id: str) -> list[Assessment]:
@@ -123,10 +195,20 @@ def load_assessments(con: duckdb.DuckDBPyConnection, trace_id: str) -> list[Asse
     ).fetchall()
     return [
         Assessment(
-            assessment_id=r[0], trace_id=r[1], name=r[2], kind=r[3], value=_loads(r[4]), rationale=r[5],
-            source_type=r[6], source_id=r[7], span_id=r[8], metadata=_loads(r[9]) or {}, error=r[10],
-            eval_run_id=r[11], created_ns=r[12],
-        )  # fmt: skip
+            assessment_id=r[0],
+            trace_id=r[1],
+            name=r[2],
+            kind=r[3],
+            value=_loads(r[4]),
+            rationale=r[5],
+            source_type=r[6],
+            source_id=r[7],
+            span_id=r[8],
+            metadata=_loads(r[9]) or {},
+            error=r[10],
+            eval_run_id=r[11],
+            created_ns=r[12],
+        )
         for r in rows
     ]
 

@@ -6,14 +6,15 @@ finds it without calling flush() itself.
 
 from __future__ import annotations
 
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from agenttrace.errors import ConfigError
 from agenttrace.records import Assessment, Trace
 from agenttrace.store import DuckDBStore
 from agenttrace.tracing.runtime import flush, get_runtime
+
+if TYPE_CHECKING:  # pandas loads only when a DataFrame is asked for
+    import pandas as pd
 
 __all__ = ["get_trace", "log_expectation", "log_feedback", "search_traces"]
 
@@ -54,7 +55,7 @@ def get_trace(trace_id: str) -> Trace:
 
 
 def _source(source: str | None) -> tuple[str, str | None]:
-    """"human", "code", "llm_judge" optionally followed by ":<id>", e.g. "llm_judge:gpt-4o"."""
+    """ "human", "code", "llm_judge" optionally followed by ":<id>", e.g. "llm_judge:gpt-4o"."""
     if source is None:
         return "HUMAN", None
     kind, _, ident = source.partition(":")
@@ -76,9 +77,16 @@ def log_feedback(
     """Attach feedback (a judgement of the outcome) to a trace or one of its spans."""
     kind, ident = _source(source)
     return _store().log_assessment(
-        trace_id, name, value, kind="feedback", rationale=rationale, source_type=kind, source_id=ident,
-        span_id=span_id, metadata=metadata,
-    )  # fmt: skip
+        trace_id,
+        name,
+        value,
+        kind="feedback",
+        rationale=rationale,
+        source_type=kind,
+        source_id=ident,
+        span_id=span_id,
+        metadata=metadata,
+    )
 
 
 def log_expectation(
@@ -92,6 +100,12 @@ def log_expectation(
     """Attach an expectation (the ground truth, e.g. the expected answer) to a trace."""
     kind, ident = _source(source)
     return _store().log_assessment(
-        trace_id, name, value, kind="expectation", source_type=kind, source_id=ident, span_id=span_id,
+        trace_id,
+        name,
+        value,
+        kind="expectation",
+        source_type=kind,
+        source_id=ident,
+        span_id=span_id,
         metadata=metadata,
-    )  # fmt: skip
+    )
