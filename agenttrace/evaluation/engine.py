@@ -25,7 +25,7 @@ from agenttrace.errors import DatasetError, EvaluationError
 from agenttrace.evaluation.data import EvalRecord, LoadedData, digest_of, load_data
 from agenttrace.evaluation.progress import ProgressBar
 from agenttrace.evaluation.result import EvaluationResult
-from agenttrace.evaluation.scorers import judge_model_of, resolve_scorers, scoring_context
+from agenttrace.evaluation.scorers import StoreJudgeCache, judge_model_of, resolve_scorers, scoring_context
 from agenttrace.evaluation.summary import build_metrics, build_table
 from agenttrace.records import Assessment, Trace
 from agenttrace.scoring import Scorer, normalize_result
@@ -387,6 +387,8 @@ def evaluate(
         raise
     finally:
         if client is not None:
+            if isinstance(client.cache, StoreJudgeCache):
+                client.cache.flush()
             client.close()
         ev.save()
         flush()

@@ -8,6 +8,7 @@ replies are cached in the store, and every call is recorded as an EVALUATOR trac
 from __future__ import annotations
 
 import contextvars
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,16 +25,43 @@ scoring_context: contextvars.ContextVar[dict[str, str] | None] = contextvars.Con
 
 
 class StoreJudgeCache:
-    """JudgeCache backed by the store's `judge_cache` table (same model + prompt → no second call)."""
+    """JudgeCache backed by the store's `judge_cache` table (same model + prompt → no second call).
+
+    Judges call it from many threads at once, so it never puts a store round trip on each call:
+    the table is read into memory once, on first use, and new replies are written in batches
+    (every BATCH replies and at `flush()`), one transaction each.
+    """
+
+    BATCH = 200
 
     def __init__(self, store: DuckDBStore) -> None:
         self.store = store
+        self._entries: dict[str, str] | None = None
+        self._pending: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def get(self, key: str) -> str | None:
-        return self.store.judge_cache_get(key)
+        with self._lock:
+            if self._entries is None:
+                self._entries = self.store.judge_cache_load()
+            return self._entries.get(key)
 
     def put(self, key: str, value: str) -> None:
-        self.store.judge_cache_put(key, value)
+        with self._lock:
+            if self._entries is None:
+                self._entries = self.store.judge_cache_load()
+            self._entries[key] = value
+            self._pending[key] = value
+            if len(self._pending) < self.BATCH:
+                return
+            pending, self._pending = self._pending, {}
+        self.store.judge_cache_put_many(pending)
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if pending:
+            self.store.judge_cache_put_many(pending)
 
 
 def record_judge_call(call: JudgeCall) -> None:
@@ -68,7 +96,10 @@ def resolve_scorers(
     judge_api_key: str | None = None,
     concurrency: int = 8,
 ) -> tuple[list[Scorer], JudgeClient | None]:
-    """Scorer objects for names, functions and instances; judges named here share one client."""
+    """Scorer objects for names, functions and instances; judges named here share one client.
+
+    The client's cache (a StoreJudgeCache when there is a store) must be flushed by the caller.
+    """
     specs = list(specs)
     if not specs:
         raise UnknownScorerError(f"no scorers given; pick some of: {', '.join(available_scorers())}")

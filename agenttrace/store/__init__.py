@@ -187,8 +187,9 @@ class DuckDBStore:
         """An eval run (by id, unique id prefix or name) and its per-record rows."""
         return self._run(True, _evaluation.load_eval_run, ref)
 
-    def judge_cache_get(self, key: str) -> str | None:
-        return self._run(False, _evaluation.judge_cache_get, key, hold=True)
+    def judge_cache_load(self) -> dict[str, str]:
+        """Every cached judge reply, key to value."""
+        return self._run(True, _evaluation.judge_cache_load)
 
-    def judge_cache_put(self, key: str, value: str) -> None:
-        self._run(False, _evaluation.judge_cache_put, key, value, time.time_ns(), hold=True)
+    def judge_cache_put_many(self, entries: dict[str, str]) -> None:
+        self._run(False, _evaluation.judge_cache_put_many, entries, time.time_ns(), hold=True)

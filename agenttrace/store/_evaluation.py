@@ -251,10 +251,14 @@ def load_eval_run(con: duckdb.DuckDBPyConnection, ref: str) -> tuple[dict[str, A
     return run, records
 
 
-def judge_cache_get(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
-    row = con.execute("SELECT value FROM judge_cache WHERE key = ?", [key]).fetchone()
-    return None if row is None else row[0]
+def judge_cache_load(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return dict(con.execute("SELECT key, value FROM judge_cache").fetchall())
 
 
-def judge_cache_put(con: duckdb.DuckDBPyConnection, key: str, value: str, now_ns: int) -> None:
-    con.execute("INSERT INTO judge_cache VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING", [key, value, now_ns])
+def judge_cache_put_many(con: duckdb.DuckDBPyConnection, entries: dict[str, str], now_ns: int) -> None:
+    batch = pa.table({"key": list(entries), "value": list(entries.values()), "created_ns": [now_ns] * len(entries)})
+    con.register("cache_batch", batch)
+    try:
+        con.execute("INSERT INTO judge_cache SELECT * FROM cache_batch ON CONFLICT (key) DO NOTHING")
+    finally:
+        con.unregister("cache_batch")
