@@ -258,14 +258,16 @@ def test_compare_evals_finds_regressions() -> None:
 
 _INTERRUPTED = textwrap.dedent(
     """
-    import os, signal, sys, threading, time, agenttrace
+    import itertools, os, signal, sys, time, agenttrace
     agenttrace.configure(store=sys.argv[1])
+    calls = itertools.count(1)
 
     def slow(question):
-        time.sleep(0.05)
+        if next(calls) == 30:  # Ctrl-C arrives while the run is under way
+            os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.02)
         return question
 
-    threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
     try:
         agenttrace.evaluate([{"inputs": {"question": str(i)}} for i in range(400)], slow,
                             scorers=["json_valid"], concurrency=2)
