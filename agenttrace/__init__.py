@@ -2,8 +2,9 @@
 
 from typing import TYPE_CHECKING, Any
 
-from agenttrace import context
-from agenttrace.records import SpanType
+from agenttrace import autolog, context
+from agenttrace.records import Score, SpanType
+from agenttrace.scoring import scorer
 from agenttrace.tracing.decorator import trace
 from agenttrace.tracing.readback import get_trace, log_expectation, log_feedback, search_traces
 from agenttrace.tracing.runtime import configure, flush
@@ -38,7 +39,9 @@ def __getattr__(name: str) -> Any:
     return value
 
 __all__ = [
+    "Score",
     "SpanType",
+    "autolog",
     "compare_evals",
     "configure",
     "context",
@@ -51,6 +54,7 @@ __all__ = [
     "load_dataset",
     "log_expectation",
     "log_feedback",
+    "scorer",
     "search_traces",
     "span",
     "trace",

@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_public_api_is_pinned() -> None:
     assert agenttrace.__all__ == sorted(agenttrace.__all__)
     assert set(agenttrace.__all__) == {
+        "Score",
         "SpanType",
+        "autolog",
         "compare_evals",
         "configure",
         "context",
@@ -31,6 +33,7 @@ def test_public_api_is_pinned() -> None:
         "load_dataset",
         "log_expectation",
         "log_feedback",
+        "scorer",
         "search_traces",
         "span",
         "trace",
