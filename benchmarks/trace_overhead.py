@@ -79,7 +79,10 @@ def _agenttrace(calls: int, depth: int, store: Path) -> float:
         fn(i)
     agenttrace.flush()
     elapsed = time.perf_counter() - start
+    stored = runtime.get_runtime().store.count_traces()
     runtime.reset()
+    if stored != calls:  # a fast number for lost spans is no number
+        raise SystemExit(f"stored {stored} traces of {calls}: the measurement is void")
     return elapsed
 
 

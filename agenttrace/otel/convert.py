@@ -60,10 +60,23 @@ def _event(event: Any) -> dict[str, Any]:
 
 
 def spans_to_columns(spans: Sequence[ReadableSpan]) -> dict[str, list[Any]]:
-    """Convert finished spans into the column lists `DuckDBStore.append_spans` takes.
+    """Convert finished spans into the column lists `DuckDBStore.append_spans` takes."""
+    return rows_to_columns(spans_to_rows(spans))
 
-    Builds one tuple per span and transposes at the end (zip runs in C), which is about twice
-    as fast as appending to 28 lists per span.
+
+def rows_to_columns(rows: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """Transpose span rows into columns (zip runs in C)."""
+    if not rows:
+        return {name: [] for name in _COLUMN_NAMES}
+    return {name: list(column) for name, column in zip(_COLUMN_NAMES, zip(*rows, strict=True), strict=True)}
+
+
+def spans_to_rows(spans: Sequence[ReadableSpan]) -> list[tuple[Any, ...]]:
+    """One tuple of plain values per span, in the order of the batch columns.
+
+    Tuples of strings and numbers are untracked by Python's cyclic garbage collector, so rows
+    waiting to be written cost the traced program nothing at collection time, unlike the span
+    objects they replace.
     """
     resources: dict[int, tuple[str, Any]] = {}
     rows = []
@@ -124,6 +137,4 @@ def spans_to_columns(spans: Sequence[ReadableSpan]) -> dict[str, list[Any]]:
                 get(cv.AGENT_VERSION),
             )
         )
-    if not rows:
-        return {name: [] for name in _COLUMN_NAMES}
-    return {name: list(column) for name, column in zip(_COLUMN_NAMES, zip(*rows, strict=True), strict=True)}
+    return rows

@@ -12,54 +12,76 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from agenttrace.otel.convert import spans_to_columns
+from agenttrace.otel.convert import rows_to_columns, spans_to_rows
 from agenttrace.store import DuckDBStore
 
 logger = logging.getLogger("agenttrace")
 
 
 class StoreSpanExporter(SpanExporter):
-    """Writes batches of finished spans to a DuckDBStore.
+    """Writes finished spans to a DuckDBStore, in large transactions.
 
-    Called by BatchSpanProcessor on its worker thread, one batch at a time. Never raises: a failed
-    batch is logged (the first time at WARNING) and its spans counted in `failed`.
+    Called by BatchSpanProcessor on its worker thread with batches of `receive_batch` spans; it
+    converts them to rows at once (freeing the span objects, which are costly for the garbage
+    collector to keep) and writes when `write_batch` rows are waiting, when a batch arrives short
+    (the processor's queue ran dry: a lull), or on force_flush/shutdown. Never raises: a failed
+    write is logged (the first time at WARNING) and its spans counted in `failed`.
     """
 
-    def __init__(self, store: DuckDBStore) -> None:
+    def __init__(self, store: DuckDBStore, *, receive_batch: int, write_batch: int) -> None:
         self.store = store
+        self.receive_batch = receive_batch
+        self.write_batch = write_batch
         self.exported = 0
         self.failed = 0
+        self._rows: list[tuple[Any, ...]] = []
         self._warned = False
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
-            self.store.append_spans(spans_to_columns(spans))
+            rows = spans_to_rows(spans)
         except Exception as exc:
-            with self._lock:
-                self.failed += len(spans)
-            log = logger.debug if self._warned else logger.warning
-            self._warned = True
-            log("agenttrace could not store %d spans in %s: %s", len(spans), self.store.path, exc)
-            return SpanExportResult.FAILURE
+            return self._fail(len(spans), exc)
         with self._lock:
-            self.exported += len(spans)
+            self._rows.extend(rows)
+            due = len(self._rows) >= self.write_batch or len(spans) < self.receive_batch
+        return self._write() if due else SpanExportResult.SUCCESS
+
+    def _write(self) -> SpanExportResult:
+        with self._lock:
+            rows, self._rows = self._rows, []
+            if not rows:
+                return SpanExportResult.SUCCESS
+            try:
+                self.store.append_spans(rows_to_columns(rows))
+            except Exception as exc:
+                return self._fail(len(rows), exc)
+            self.exported += len(rows)
         return SpanExportResult.SUCCESS
+
+    def _fail(self, count: int, exc: Exception) -> SpanExportResult:
+        self.failed += count
+        log = logger.debug if self._warned else logger.warning
+        self._warned = True
+        log("agenttrace could not store %d spans in %s: %s", count, self.store.path, exc)
+        return SpanExportResult.FAILURE
 
     @property
     def done(self) -> int:
         return self.exported + self.failed
 
     def shutdown(self) -> None:
-        pass
+        self._write()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+        return self._write() is SpanExportResult.SUCCESS
 
 
 class CountingBatchProcessor(SpanProcessor):
@@ -100,7 +122,8 @@ class CountingBatchProcessor(SpanProcessor):
         self._inner.on_end(span)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
+        # The inner processor hands over what it queued; the exporter then writes what it holds.
+        return self._inner.force_flush(timeout_millis) and self.exporter.force_flush(timeout_millis)
 
     def shutdown(self) -> None:
         self._inner.shutdown()

@@ -60,10 +60,13 @@ class Runtime:
             store = DuckDBStore(self.settings.store, lock_timeout_s=self.settings.lock_timeout_s)
             store.initialise()
             self.store = store
+            # Spans leave the processor's queue in small batches (span objects are costly to keep),
+            # and reach DuckDB in large ones (each transaction has a fixed cost).
+            receive = min(RECEIVE_BATCH, self.settings.export_batch_size)
             self.store_processor = CountingBatchProcessor(
-                StoreSpanExporter(store),
+                StoreSpanExporter(store, receive_batch=receive, write_batch=self.settings.export_batch_size),
                 max_queue_size=self.settings.max_queue_size,
-                export_batch_size=self.settings.export_batch_size,
+                export_batch_size=receive,
                 schedule_delay_ms=self.settings.schedule_delay_ms,
             )
             processors.append(self.store_processor)
@@ -83,6 +86,10 @@ class Runtime:
         self.tracer = self.provider.get_tracer("agenttrace")
         if self.settings.capture_global:
             attach_to_global(self.provider, processors)
+        if self.settings.autolog:
+            from agenttrace.tracing.autolog_openai import instrument  # the only integration so far
+
+            instrument()
 
     def collector(self) -> TraceCollector | None:
         """The in-memory collector of watched traces, added to our provider on first use."""
@@ -123,13 +130,19 @@ class Runtime:
             "see `agenttrace status`", dropped + failed, dropped, failed,
         )  # fmt: skip
         if self.store is not None:
+            store = self.store_processor
+            local = (store.dropped, store.exporter.failed) if store is not None else (0, 0)
             try:
-                self.store.add_counter("dropped_spans", dropped)
-                self.store.add_counter("failed_spans", failed)
+                self.store.add_counter("dropped_spans", local[0])
+                self.store.add_counter("failed_spans", local[1])
+                # Spans the OTLP export lost (they may still be in this store): counted apart.
+                self.store.add_counter("otlp_dropped_spans", dropped - local[0])
+                self.store.add_counter("otlp_failed_spans", failed - local[1])
             except AgentTraceError:
                 pass  # the store is what failed; the warning above is all we can do
 
 
+RECEIVE_BATCH = 1024
 _runtime: Runtime | None = None
 _overrides: dict[str, Any] = {}
 _lock = threading.Lock()
