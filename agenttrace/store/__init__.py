@@ -139,7 +139,7 @@ class DuckDBStore:
         def work(con: duckdb.DuckDBPyConnection) -> None:
             if not _queries.trace_exists(con, trace_id):
                 raise TraceNotFoundError(f"no trace with id {trace_id!r}; cannot attach {kind} {name!r} to it")
-            _queries.insert_assessment(con, assessment)
+            _queries.insert_assessments(con, [assessment])
 
         self._run(False, work)
         return assessment

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,26 +10,13 @@ import pyarrow as pa
 
 from agenttrace.errors import DatasetError, EvaluationError
 from agenttrace.records import Assessment
+from agenttrace.store._codec import append_rows as _append
+from agenttrace.store._codec import dumps as _dumps
+from agenttrace.store._codec import loads as _loads
+from agenttrace.store._queries import insert_assessments
 
 if TYPE_CHECKING:  # pandas loads only when a DataFrame is asked for
     import pandas as pd
-
-
-def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str, ensure_ascii=False)
-
-
-def _loads(text: Any) -> Any:
-    return json.loads(text) if isinstance(text, str) else None
-
-
-def _append(con: duckdb.DuckDBPyConnection, table: str, rows: dict[str, list[Any]]) -> None:
-    batch = pa.table(rows)
-    con.register("rows_batch", batch)
-    try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM rows_batch")
-    finally:
-        con.unregister("rows_batch")
 
 
 def save_dataset(
@@ -160,25 +146,7 @@ def add_eval_records(
                 },
             )
         if assessments:
-            _append(
-                con,
-                "assessments",
-                {
-                    "assessment_id": [a.assessment_id for a in assessments],
-                    "trace_id": [a.trace_id for a in assessments],
-                    "span_id": [a.span_id for a in assessments],
-                    "name": [a.name for a in assessments],
-                    "kind": [a.kind for a in assessments],
-                    "value": [_dumps(a.value) for a in assessments],
-                    "rationale": [a.rationale for a in assessments],
-                    "source_type": [a.source_type for a in assessments],
-                    "source_id": [a.source_id for a in assessments],
-                    "metadata": [_dumps(a.metadata) for a in assessments],
-                    "error": [a.error for a in assessments],
-                    "eval_run_id": [a.eval_run_id for a in assessments],
-                    "created_ns": [a.created_ns for a in assessments],
-                },
-            )
+            insert_assessments(con, assessments)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

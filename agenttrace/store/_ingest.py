@@ -23,9 +23,7 @@ FROM spans s SEMI JOIN incoming_keys k ON s.trace_id = k.trace_id AND s.span_id 
 def existing_span_keys(
     con: duckdb.DuckDBPyConnection, trace_ids: Sequence[str], span_ids: Sequence[str]
 ) -> set[tuple[str, str]]:
-    keys = pa.table(
-        {"trace_id": pa.array(trace_ids, pa.string()), "span_id": pa.array(span_ids, pa.string())}
-    )
+    keys = pa.table({"trace_id": pa.array(trace_ids, pa.string()), "span_id": pa.array(span_ids, pa.string())})
     con.register("incoming_keys", keys)
     try:
         return {(t, s) for t, s in con.execute(_EXISTING).fetchall()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,7 @@ import duckdb
 
 from agenttrace.errors import TraceNotFoundError
 from agenttrace.records import Assessment, SpanRecord, Trace, TraceInfo
+from agenttrace.store._codec import append_rows, dumps, loads
 from agenttrace.store._filters import compile_filter, compile_order_by
 
 if TYPE_CHECKING:  # pandas loads only when a DataFrame is asked for
@@ -51,11 +51,6 @@ FROM traces t
 """
 
 
-def _loads(text: Any) -> Any:
-    # pandas may hand a missing JSON value over as NaN rather than None
-    return json.loads(text) if isinstance(text, str) else None
-
-
 def search_frame(
     con: duckdb.DuckDBPyConnection,
     filter_string: str | None,
@@ -70,7 +65,7 @@ def search_frame(
     sql = f"{_TRACE_SELECT} WHERE {where} ORDER BY {compile_order_by(order_by)} LIMIT ?"
     frame = con.execute(sql, [*params, max_results]).df()
     for column in _JSON_FRAME_COLUMNS:
-        frame[column] = [_loads(v) for v in frame[column]]
+        frame[column] = [loads(v) for v in frame[column]]
     for column in ("tags", "metadata"):
         frame[column] = [v if v is not None else {} for v in frame[column]]
     return frame
@@ -111,12 +106,12 @@ def _info_from_row(row: tuple[Any, ...]) -> TraceInfo:
         duration_ms=duration_ms,
         experiment=experiment,
         run_id=run_id,
-        inputs=_loads(inputs),
-        outputs=_loads(outputs),
+        inputs=loads(inputs),
+        outputs=loads(outputs),
         session_id=session_id,
         user_id=user_id,
-        tags=_loads(tags) or {},
-        metadata=_loads(metadata) or {},
+        tags=loads(tags) or {},
+        metadata=loads(metadata) or {},
         span_count=span_count,
         input_tokens=in_tok,
         output_tokens=out_tok,
@@ -144,10 +139,10 @@ def load_trace(con: duckdb.DuckDBPyConnection, trace_id: str) -> Trace:
             status_message=r[6],
             start_time_ns=r[7],
             end_time_ns=r[8],
-            inputs=_loads(r[9]),
-            outputs=_loads(r[10]),
-            attributes=_loads(r[11]) or {},
-            events=_loads(r[12]) or [],
+            inputs=loads(r[9]),
+            outputs=loads(r[10]),
+            attributes=loads(r[11]) or {},
+            events=loads(r[12]) or [],
             model=r[13],
             input_tokens=r[14],
             output_tokens=r[15],
@@ -166,24 +161,26 @@ def trace_exists(con: duckdb.DuckDBPyConnection, trace_id: str) -> bool:
     return con.execute("SELECT 1 FROM traces WHERE trace_id = ?", [trace_id]).fetchone() is not None
 
 
-def insert_assessment(con: duckdb.DuckDBPyConnection, a: Assessment) -> None:
-    con.execute(
-        "INSERT INTO assessments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            a.assessment_id,
-            a.trace_id,
-            a.span_id,
-            a.name,
-            a.kind,
-            json.dumps(a.value, default=str),
-            a.rationale,
-            a.source_type,
-            a.source_id,
-            json.dumps(a.metadata, default=str),
-            a.error,
-            a.eval_run_id,
-            a.created_ns,
-        ],
+def insert_assessments(con: duckdb.DuckDBPyConnection, assessments: Sequence[Assessment]) -> None:
+    """Append assessments in one statement (Arrow), whether one human note or a whole eval run."""
+    append_rows(
+        con,
+        "assessments",
+        {
+            "assessment_id": [a.assessment_id for a in assessments],
+            "trace_id": [a.trace_id for a in assessments],
+            "span_id": [a.span_id for a in assessments],
+            "name": [a.name for a in assessments],
+            "kind": [a.kind for a in assessments],
+            "value": [dumps(a.value) for a in assessments],
+            "rationale": [a.rationale for a in assessments],
+            "source_type": [a.source_type for a in assessments],
+            "source_id": [a.source_id for a in assessments],
+            "metadata": [dumps(a.metadata) for a in assessments],
+            "error": [a.error for a in assessments],
+            "eval_run_id": [a.eval_run_id for a in assessments],
+            "created_ns": [a.created_ns for a in assessments],
+        },
     )
 
 
@@ -199,12 +196,12 @@ def load_assessments(con: duckdb.DuckDBPyConnection, trace_id: str) -> list[Asse
             trace_id=r[1],
             name=r[2],
             kind=r[3],
-            value=_loads(r[4]),
+            value=loads(r[4]),
             rationale=r[5],
             source_type=r[6],
             source_id=r[7],
             span_id=r[8],
-            metadata=_loads(r[9]) or {},
+            metadata=loads(r[9]) or {},
             error=r[10],
             eval_run_id=r[11],
             created_ns=r[12],

@@ -65,6 +65,17 @@ def _source(source: str | None) -> tuple[str, str | None]:
     return kind, ident or None
 
 
+def _log(
+    kind: str, trace_id: str, name: str, value: Any, rationale: str | None, source: str | None,
+    span_id: str | None, metadata: dict[str, Any] | None,
+) -> Assessment:  # fmt: skip
+    source_type, source_id = _source(source)
+    return _store().log_assessment(
+        trace_id, name, value, kind=kind, rationale=rationale, source_type=source_type, source_id=source_id,
+        span_id=span_id, metadata=metadata,
+    )  # fmt: skip
+
+
 def log_feedback(
     trace_id: str,
     name: str,
@@ -74,19 +85,11 @@ def log_feedback(
     span_id: str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Assessment:
-    """Attach feedback (a judgement of the outcome) to a trace or one of its spans."""
-    kind, ident = _source(source)
-    return _store().log_assessment(
-        trace_id,
-        name,
-        value,
-        kind="feedback",
-        rationale=rationale,
-        source_type=kind,
-        source_id=ident,
-        span_id=span_id,
-        metadata=metadata,
-    )
+    """Attach feedback (a judgement of the outcome) to a trace or one of its spans.
+
+    `source` is "human", "code" or "llm_judge", optionally with an id: "human:ana", "llm_judge:gpt-4o".
+    """
+    return _log("feedback", trace_id, name, value, rationale, source, span_id, metadata)
 
 
 def log_expectation(
@@ -98,14 +101,4 @@ def log_expectation(
     metadata: dict[str, Any] | None = None,
 ) -> Assessment:
     """Attach an expectation (the ground truth, e.g. the expected answer) to a trace."""
-    kind, ident = _source(source)
-    return _store().log_assessment(
-        trace_id,
-        name,
-        value,
-        kind="expectation",
-        source_type=kind,
-        source_id=ident,
-        span_id=span_id,
-        metadata=metadata,
-    )
+    return _log("expectation", trace_id, name, value, None, source, span_id, metadata)
