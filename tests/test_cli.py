@@ -115,13 +115,15 @@ def test_export_jsonl_and_parquet(stored: dict[str, str], store_path: Path, tmp_
 
 
 def test_delete_older_than(stored: dict[str, str], store_path: Path) -> None:
-    kept = run("traces", "delete", "--older-than", "1d", store=store_path)
+    unconfirmed = run("traces", "delete", "--older-than", "0s", store=store_path)
+    assert unconfirmed.returncode == 2 and "add --yes" in unconfirmed.stderr
+    kept = run("traces", "delete", "--older-than", "1d", "--yes", store=store_path)
     assert kept.returncode == 0 and "deleted 0 trace(s)" in kept.stdout
-    gone = run("traces", "delete", "--older-than", "0s", store=store_path)
+    gone = run("traces", "delete", "--older-than", "0s", "--yes", store=store_path)
     assert "deleted 2 trace(s)" in gone.stdout
     counts = run("status", store=store_path).stdout
     assert "traces: 0" in counts and "spans: 0" in counts
-    bad = run("traces", "delete", "--older-than", "soon", store=store_path)
+    bad = run("traces", "delete", "--older-than", "soon", "--yes", store=store_path)
     assert bad.returncode == 2 and "not a duration" in bad.stderr
 
 

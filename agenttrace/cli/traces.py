@@ -92,9 +92,14 @@ def export(store: DuckDBStore, fmt: str, output: str, filter_string: str | None)
 
 @traces.command("delete")
 @click.option("--older-than", "older_than", required=True, help="Age such as 30d, 12h, 2w.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed when not run from a terminal).")
 @store_option
-def delete(store: DuckDBStore, older_than: str) -> None:
+def delete(store: DuckDBStore, older_than: str, yes: bool) -> None:
     """Delete traces (with their spans and assessments) that started before the given age."""
     cutoff_ns = time.time_ns() - int(parse_duration(older_than) * 1e9)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("deleting needs confirmation: run it in a terminal or add --yes")
+        click.confirm(f"Delete every trace older than {older_than} from {store.path}?", abort=True)
     count = store.delete_traces_before(cutoff_ns)
     click.echo(f"deleted {count} trace(s) older than {older_than}")
