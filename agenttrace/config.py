@@ -191,5 +191,8 @@ def _validate(s: Settings) -> None:
     if s.otlp_protocol not in OTLP_PROTOCOLS:
         raise ConfigError(f"otlp_protocol must be {' or '.join(OTLP_PROTOCOLS)}, not {s.otlp_protocol!r}")
     parse_headers(s.otlp_headers)
+    unknown = set(s.autolog or ()) - {"openai"}
+    if isinstance(s.autolog, str) or unknown:
+        raise ConfigError(f"autolog takes a list of integrations from: openai; got {s.autolog!r}")
     if s.uri is not None and not s.uri.startswith(("http://", "https://")):
         raise ConfigError(f"uri must be the http(s) URL of `agenttrace server`, not {s.uri!r}")

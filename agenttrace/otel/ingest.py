@@ -40,6 +40,7 @@ _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 _REMOTE_KNOWN, _REMOTE = 0x100, 0x200  # SpanFlags: "parent is remote" is known / is true
 _STATUS_ERROR = 2
+_MAX_NS = 2**63 - 1  # the store keeps nanoseconds in BIGINT
 DEFAULT_MAX_VALUE_BYTES = 1 << 20
 
 
@@ -76,6 +77,8 @@ def decode_json(body: bytes) -> ExportTraceServiceRequest:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise IngestError(f"body is not valid JSON (UTF-8): {exc}") from exc
+    if b"\\ud" in body or b"\\uD" in body:  # escapes may hold lone surrogates, which UTF-8 cannot
+        data = _without_surrogates(data)
     if not isinstance(data, dict):
         raise IngestError(f"OTLP/JSON body must be an object with resourceSpans, got {type(data).__name__}")
     try:
@@ -85,6 +88,16 @@ def decode_json(body: bytes) -> ExportTraceServiceRequest:
         raise IngestError(
             f"JSON does not have the shape of an OTLP ExportTraceServiceRequest: {exc}"
         ) from exc
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _hex_ids_to_base64(data: dict[str, Any]) -> None:
@@ -113,16 +126,22 @@ def _list(obj: Any, key: str) -> list[Any]:
 
 
 class _Values:
-    """Turns OTLP AnyValues into plain, JSON-safe Python values, cutting oversized strings."""
+    """Turns OTLP AnyValues into plain, JSON-safe Python values, cutting oversized strings.
+
+    Strings are valid UTF-8 here: protobuf refuses anything else, and `decode_json` replaces lone
+    surrogates before parsing, so the common case is a length check and nothing more.
+    """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
+        self.quick = max_bytes // 4  # this many characters are at most max_bytes in UTF-8
         self.truncated = 0
 
     def value(self, v: Any) -> Any:
         kind = v.WhichOneof("value")
         if kind == "string_value":
-            return self.text(v.string_value)
+            s = v.string_value
+            return s if len(s) <= self.quick else self.text(s)
         if kind == "int_value" or kind == "bool_value":
             return getattr(v, kind)
         if kind == "double_value":
@@ -137,14 +156,14 @@ class _Values:
         return None
 
     def text(self, s: str) -> str:
-        if len(s) <= self.max_bytes // 4 or len(s.encode("utf-8", "surrogatepass")) <= self.max_bytes:
-            return s.encode("utf-8", "replace").decode("utf-8") if not s.isascii() else s
+        if len(s) <= self.quick or len(s.encode("utf-8")) <= self.max_bytes:
+            return s
         self.truncated += 1
-        preview = s[: self.max_bytes // 8].encode("utf-8", "replace").decode("utf-8")
-        return f"{preview}…[agenttrace: value of {len(s)} characters cut at ingest]"
+        return f"{s[: self.max_bytes // 8]}…[agenttrace: value of {len(s)} characters cut at ingest]"
 
     def attributes(self, key_values: Any) -> dict[str, Any]:
-        return {self.text(kv.key): self.value(kv.value) for kv in key_values}
+        value = self.value
+        return {kv.key: value(kv.value) for kv in key_values}
 
 
 def _hex(raw: bytes, size: int) -> str | None:
@@ -189,6 +208,8 @@ def _id_problem(span: Any) -> str | None:
         return "a span without a valid 8-byte span_id was rejected"
     if span.parent_span_id and len(span.parent_span_id) != 8:
         return "a span whose parent_span_id is not 8 bytes was rejected"
+    if span.start_time_unix_nano > _MAX_NS or span.end_time_unix_nano > _MAX_NS:
+        return "a span with a timestamp past the year 2262 was rejected"
     return None
 
 

@@ -83,9 +83,7 @@ def _source(source: str | None) -> tuple[str, str | None]:
         return "HUMAN", None
     kind, _, ident = source.partition(":")
     if kind.upper() not in ("HUMAN", "CODE", "LLM_JUDGE"):
-        raise ValueError(
-            f"source {source!r}: start it with human, code or llm_judge (e.g. 'llm_judge:gpt-4o')"
-        )
+        raise ValueError(f"source {source!r}: start it with human, code or llm_judge (e.g. 'llm_judge:gpt-4o')")
     return kind.upper(), ident or None
 
 

@@ -7,7 +7,7 @@ closes it, so every accepted span is written before the process exits.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -58,6 +58,7 @@ def create_app(
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     max_pending_spans: int = 200_000,
     writer: SpanWriter | None = None,
+    on_shutdown: Callable[[], None] | None = None,
 ) -> Any:
     """The server's ASGI app over `store` (created or migrated now, so a bad store fails early)."""
     store.initialise()
@@ -68,7 +69,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        if owns_writer:  # a writer passed in may still serve gRPC; its owner closes it
+        if on_shutdown is not None:  # e.g. stop the gRPC receiver, then close the shared writer
+            on_shutdown()
+        if owns_writer:
             writer.close()
 
     app = FastAPI(

@@ -50,9 +50,7 @@ class BearerAuth:
         if token_matches(header, self.token):
             await self.app(scope, receive, send)
             return
-        body = json.dumps(
-            {"error": "missing or wrong bearer token; send 'Authorization: Bearer <token>'"}
-        ).encode()
+        body = json.dumps({"error": "missing or wrong bearer token; send 'Authorization: Bearer <token>'"}).encode()
         await send({
             "type": "http.response.start", "status": 401,
             "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),

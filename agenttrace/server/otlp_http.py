@@ -48,9 +48,7 @@ class OTLPHttpReceiver:
     async def __call__(self, request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in (PROTOBUF, JSON):
-            return self._error(
-                415, f"content type {content_type or 'none'!r}; send {PROTOBUF} or {JSON}", JSON
-            )
+            return self._error(415, f"content type {content_type or 'none'!r}; send {PROTOBUF} or {JSON}", JSON)
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("identity", "gzip", ""):
             return self._error(415, f"content encoding {encoding!r}; send gzip or none", content_type)
@@ -73,9 +71,7 @@ class OTLPHttpReceiver:
             except Overloaded as exc:
                 return self._error(503, str(exc), content_type, retry_after="1")
             except Exception as exc:  # the store failed: retryable, nothing was written
-                return self._error(
-                    503, f"the store could not take the spans: {exc}", content_type, retry_after="2"
-                )
+                return self._error(503, f"the store could not take the spans: {exc}", content_type, retry_after="2")
         response = ExportTraceServiceResponse()
         message = result.message()
         if result.rejected or message:
@@ -107,9 +103,7 @@ class OTLPHttpReceiver:
             raise _GzipError("gzip body is truncated")
         return out
 
-    def _reply(
-        self, status: int, message: object, content_type: str, headers: dict | None = None
-    ) -> Response:
+    def _reply(self, status: int, message: object, content_type: str, headers: dict | None = None) -> Response:
         if content_type == JSON:
             body = json_format.MessageToJson(message, indent=None).encode()  # type: ignore[arg-type]
         else:

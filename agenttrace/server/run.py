@@ -43,13 +43,6 @@ def serve(
 
     sock = _bind(host, port)
     writer = SpanWriter(store)
-    app = create_app(
-        store,
-        auth_token=auth_token,
-        max_body_bytes=max_body_bytes,
-        max_value_bytes=max_value_bytes,
-        writer=writer,
-    )
     grpc_server: Any = None
     bound_grpc = None
     if grpc_port is not None:
@@ -59,6 +52,17 @@ def serve(
             writer, host, grpc_port, auth_token=auth_token, max_body_bytes=max_body_bytes,
             max_value_bytes=max_value_bytes,
         )  # fmt: skip
+
+    def shutdown() -> None:
+        # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so this runs in the lifespan.
+        if grpc_server is not None:
+            grpc_server.stop(grace=5).wait()
+        writer.close()
+
+    app = create_app(
+        store, auth_token=auth_token, max_body_bytes=max_body_bytes, max_value_bytes=max_value_bytes,
+        writer=writer, on_shutdown=shutdown,
+    )  # fmt: skip
     url = f"http://{host}:{sock.getsockname()[1]}"
     if on_ready is not None:
         on_ready(url, bound_grpc)
@@ -66,6 +70,4 @@ def serve(
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
-        if grpc_server is not None:
-            grpc_server.stop(grace=5).wait()
-        writer.close()
+        shutdown()  # idempotent; covers a server that failed before its lifespan ran

@@ -33,9 +33,7 @@ class Overloaded(Exception):
 class SpanWriter:
     """Group-commits submitted span columns to the store on one thread (see the module docstring)."""
 
-    def __init__(
-        self, store: DuckDBStore, *, max_pending_spans: int = 200_000, max_batch_spans: int = 50_000
-    ) -> None:
+    def __init__(self, store: DuckDBStore, *, max_pending_spans: int = 200_000, max_batch_spans: int = 50_000) -> None:
         self.store = store
         self.max_pending_spans = max_pending_spans
         self.max_batch_spans = max_batch_spans
@@ -131,9 +129,7 @@ class SpanWriter:
                 future.set_exception(outcome)
 
     def _append(self, batches: Sequence[dict[str, list[Any]]]) -> None:
-        merged = (
-            batches[0] if len(batches) == 1 else {k: [v for b in batches for v in b[k]] for k in batches[0]}
-        )
+        merged = batches[0] if len(batches) == 1 else {k: [v for b in batches for v in b[k]] for k in batches[0]}
         total = len(merged["trace_id"])
         new = self.store.append_new_spans(merged)
         with self._lock:
