@@ -19,5 +19,8 @@ def status(store: DuckDBStore) -> None:
     dropped, failed = counts.get("dropped_spans", 0), counts.get("failed_spans", 0)
     click.echo(f"dropped spans: {dropped}")
     click.echo(f"failed to store: {failed}")
-    if dropped or failed:
+    otlp_dropped, otlp_failed = counts.get("otlp_dropped_spans", 0), counts.get("otlp_failed_spans", 0)
+    if otlp_dropped or otlp_failed:
+        click.echo(f"OTLP export: {otlp_dropped} dropped, {otlp_failed} failed to send")
+    if dropped or failed or otlp_dropped or otlp_failed:
         click.echo("warning: some spans were lost; see the README section 'Nothing dropped silently'", err=True)
