@@ -5,7 +5,8 @@
     ├── StoreError                   the DuckDB store cannot be used
     │   ├── NotAStoreError           the path exists but is not a DuckDB file
     │   ├── SchemaTooNewError        the store was written by a newer agenttrace
-    │   └── StoreLockedError         another process kept the file locked past the retry window
+    │   ├── StoreLockedError         another process kept the file locked past the retry window
+    │   └── BatchRejectedError       the store refused the values of a batch (a bad row in it)
     ├── FilterError                  a search filter cannot be parsed
     │   └── UnknownFieldError        the filter names a column that does not exist
     ├── TraceNotFoundError           no trace has the given id
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 __all__ = [
     "AgentTraceError",
+    "BatchRejectedError",
     "ConfigError",
     "DatasetError",
     "EvaluationError",
@@ -59,6 +61,10 @@ class SchemaTooNewError(StoreError):
 
 class StoreLockedError(StoreError):
     """Another process held the store's lock for longer than the retry window."""
+
+
+class BatchRejectedError(StoreError):
+    """A write failed on the values it carried (a type or constraint), not on the store itself."""
 
 
 class FilterError(AgentTraceError):

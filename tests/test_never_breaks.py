@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import agenttrace
@@ -169,3 +170,41 @@ def test_sample_rate_zero_keeps_no_traces() -> None:
 
     assert [work() for _ in range(20)] == [1] * 20
     assert agenttrace.search_traces().empty
+
+
+def test_one_bad_span_costs_that_span_not_its_batch() -> None:
+    @agenttrace.trace
+    def step(i):
+        if i == 7:  # values of the wrong type where the store expects text or a BIGINT
+            agenttrace.get_current_span().set_attributes(
+                {"user.id": 42, "gen_ai.usage.input_tokens": 2**70, "gen_ai.request.model": 3.5}
+            )
+        if i == 9:
+            agenttrace.get_current_span().set_attributes({"agenttrace.inputs": "{not json"})
+        return i
+
+    for i in range(40):
+        step(i)
+    agenttrace.flush()
+    rt = runtime.get_runtime()
+    assert rt.store.count_traces() == 39 and rt.lost_spans() == (0, 1)
+    row = agenttrace.search_traces("user_id = '42'").iloc[0]
+    assert row.inputs == {"i": 7} and pd.isna(row.input_tokens)  # the overflowing count is dropped
+
+
+def test_relative_store_path_stays_put_when_the_program_changes_folder(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    agenttrace.configure(store="rel.duckdb")
+
+    @agenttrace.trace
+    def work():
+        return 1
+
+    work()
+    agenttrace.flush()
+    monkeypatch.chdir(tmp_path / "b")
+    work()
+    assert len(agenttrace.search_traces()) == 2
+    assert not (tmp_path / "b" / "rel.duckdb").exists()

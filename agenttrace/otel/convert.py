@@ -48,11 +48,21 @@ _COLUMN_NAMES = (
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
+_INT64 = 2**63
+
+
 def _int_or_none(value: Any) -> int | None:
+    """A token count as a BIGINT, or None when it is not a whole number DuckDB can hold."""
     try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
+        number = None if value is None else int(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if number is not None and -_INT64 <= number < _INT64 else None
+
+
+def _text(value: Any) -> str | None:
+    """Attributes anyone may set (user.id = 42) still fit a VARCHAR column."""
+    return value if value is None or isinstance(value, str) else str(value)
 
 
 def _event(event: Any) -> dict[str, Any]:
@@ -110,31 +120,31 @@ def spans_to_rows(spans: Sequence[ReadableSpan]) -> list[tuple[Any, ...]]:
                 format(ctx.trace_id, "032x"),
                 format(ctx.span_id, "016x"),
                 None if parent is None else format(parent.span_id, "016x"),
-                span.name,
+                _text(span.name),
                 get_type(attrs),
                 "ERROR" if status.status_code is error_code else "OK",
                 status.description,
                 start,
                 end,
                 (end - start) / 1e6,
-                get(cv.INPUTS),
-                get(cv.OUTPUTS),
+                _text(get(cv.INPUTS)),
+                _text(get(cv.OUTPUTS)),
                 _dumps(rest) if rest else "{}",
                 _dumps([_event(e) for e in span.events]) if span.events else "[]",
-                first_of(attrs, cv.MODEL_KEYS),
+                _text(first_of(attrs, cv.MODEL_KEYS)),
                 _int_or_none(first_of(attrs, cv.INPUT_TOKEN_KEYS)),
                 _int_or_none(first_of(attrs, cv.OUTPUT_TOKEN_KEYS)),
                 cached[0],
                 scope.name if scope is not None else None,
                 rank,
-                get(cv.EXPERIMENT) or (cached[1] if rank else None),
-                get(cv.RUN_ID),
-                get(cv.SESSION_ID),
-                get(cv.USER_ID),
-                get(cv.TRACE_TAGS),
-                get(cv.TRACE_METADATA),
-                get(cv.AGENT_NAME),
-                get(cv.AGENT_VERSION),
+                _text(get(cv.EXPERIMENT) or (cached[1] if rank else None)),
+                _text(get(cv.RUN_ID)),
+                _text(get(cv.SESSION_ID)),
+                _text(get(cv.USER_ID)),
+                _text(get(cv.TRACE_TAGS)),
+                _text(get(cv.TRACE_METADATA)),
+                _text(get(cv.AGENT_NAME)),
+                _text(get(cv.AGENT_VERSION)),
             )
         )
     return rows

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from agenttrace.otel.convert import rows_to_columns, spans_to_rows
+from agenttrace.errors import BatchRejectedError, StoreError
 from agenttrace.store import DuckDBStore
 
 logger = logging.getLogger("agenttrace")
@@ -59,11 +60,26 @@ class StoreSpanExporter(SpanExporter):
             rows, self._rows = self._rows, []
             if not rows:
                 return SpanExportResult.SUCCESS
-            try:
-                self.store.append_spans(rows_to_columns(rows))
-            except Exception as exc:
+            return self._append(rows)
+
+    def _append(self, rows: list[tuple[Any, ...]]) -> SpanExportResult:
+        """Append rows; when the store refuses a batch, halve it until the bad rows stand alone.
+
+        So one span the store cannot take costs that span, not the thousands written with it.
+        A store that refuses everything (gone, locked) is found at the first single row's failure
+        cost of log2(batch) extra attempts.
+        """
+        try:
+            self.store.append_spans(rows_to_columns(rows))
+        except StoreError as exc:
+            if len(rows) == 1 or not _row_level(exc):
                 return self._fail(len(rows), exc)
-            self.exported += len(rows)
+            middle = len(rows) // 2
+            first, second = self._append(rows[:middle]), self._append(rows[middle:])
+            return first if first is SpanExportResult.FAILURE else second
+        except Exception as exc:
+            return self._fail(len(rows), exc)
+        self.exported += len(rows)
         return SpanExportResult.SUCCESS
 
     def _fail(self, count: int, exc: Exception) -> SpanExportResult:
@@ -82,6 +98,11 @@ class StoreSpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._write() is SpanExportResult.SUCCESS
+
+
+def _row_level(exc: StoreError) -> bool:
+    """Whether a failed append may be the fault of some rows (bad values) rather than the store."""
+    return isinstance(exc, BatchRejectedError)
 
 
 class CountingBatchProcessor(SpanProcessor):

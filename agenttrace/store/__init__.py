@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import pyarrow as pa
 
-from agenttrace.errors import StoreError, TraceNotFoundError
+from agenttrace.errors import BatchRejectedError, StoreError, TraceNotFoundError
 from agenttrace.records import Assessment, Trace
 from agenttrace.store import _connection, _evaluation, _ingest, _queries, _writer
 from agenttrace.store._filters import FIELDS as FILTER_FIELDS
@@ -24,6 +25,18 @@ from agenttrace.store._writer import SPAN_COLUMNS, TRACE_COLUMNS
 
 if TYPE_CHECKING:  # pandas loads only when a DataFrame is asked for
     import pandas as pd
+
+# Errors caused by the values written rather than by the store: the same write without the
+# offending row would succeed.
+_VALUE_ERRORS = (
+    duckdb.ConversionException,
+    duckdb.ConstraintException,
+    duckdb.InvalidInputException,
+    pa.ArrowException,
+    ValueError,
+    TypeError,
+    OverflowError,
+)
 
 __all__ = [
     "FILTER_FIELDS",
@@ -43,7 +56,8 @@ class DuckDBStore:
     """
 
     def __init__(self, path: str | Path, *, lock_timeout_s: float = 10.0) -> None:
-        self.path = Path(path)
+        # Resolved once: a relative path must not follow the program into another folder.
+        self.path = Path(path).resolve()
         self.lock_timeout_s = lock_timeout_s
         self._known_experiments: set[str] = set()
 
@@ -57,6 +71,8 @@ class DuckDBStore:
         with self._connect(read_only, hold) as con:
             try:
                 return work(con, *args)
+            except _VALUE_ERRORS as exc:
+                raise BatchRejectedError(f"store {self.path} refused the values written: {exc}") from exc
             except duckdb.Error as exc:
                 raise StoreError(f"store {self.path}: {exc}") from exc
 
@@ -67,7 +83,10 @@ class DuckDBStore:
 
     def append_spans(self, columns: Mapping[str, Sequence[Any]]) -> int:
         """Append a batch of spans given as columns (see SPAN_COLUMNS and TRACE_COLUMNS)."""
-        batch = _writer.to_arrow(columns)
+        try:
+            batch = _writer.to_arrow(columns)
+        except _VALUE_ERRORS as exc:
+            raise BatchRejectedError(f"spans with values of the wrong type: {exc}") from exc
         experiments = set(columns.get("experiment", ())) - {None}
         fresh = not experiments <= self._known_experiments
         self._run(False, _writer.append_batch, batch, time.time_ns(), fresh, hold=True)
