@@ -159,7 +159,11 @@ def resolve(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, st
     for name, raw in _read_file(environ).items():
         if name not in known:
             raise ConfigError(f"unknown setting {name!r} in config file; valid: {', '.join(sorted(known))}")
-        values[name] = raw
+        parse = _PARSERS.get(name)
+        try:  # TOML gives typed values; text in the file ("0.5", "false") reads as the environment does
+            values[name] = parse(raw) if parse is not None and isinstance(raw, str) else raw
+        except ValueError as exc:
+            raise ConfigError(f"{name} = {raw!r} in the config file is invalid: {exc}") from exc
     values.update(_otel_environment(environ))
     for name, parse in _PARSERS.items():
         raw = environ.get(env_name(name))
@@ -179,7 +183,30 @@ def resolve(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, st
     return settings
 
 
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "experiment": str,
+    "enabled": bool,
+    "sample_rate": (int, float),
+    "max_payload_bytes": int,
+    "capture_global": bool,
+    "max_queue_size": int,
+    "export_batch_size": int,
+    "schedule_delay_ms": int,
+    "lock_timeout_s": (int, float),
+    "raise_internal_errors": bool,
+}
+
+
 def _validate(s: Settings) -> None:
+    for name, expected in _TYPES.items():
+        value = getattr(s, name)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(f"{name} must be {getattr(expected, '__name__', 'a number')}, got {value!r}")
+    if s.store is not None and not isinstance(s.store, str | os.PathLike):
+        raise ConfigError(f"store must be a path or None, got {s.store!r}")
+    for name in ("max_queue_size", "export_batch_size", "schedule_delay_ms"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"{name} must be at least 1, got {getattr(s, name)}")
     if not 0.0 <= s.sample_rate <= 1.0:
         raise ConfigError(f"sample_rate must be between 0 and 1, got {s.sample_rate}")
     if s.max_payload_bytes < 64:

@@ -68,12 +68,18 @@ class _FunctionScorer(Scorer):
         self._fn = fn
         self.name = name
         params = inspect.signature(fn).parameters
-        unknown = [n for n in params if n not in SCORER_ARGUMENTS and params[n].default is inspect._empty]
+        variadic = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+        unknown = [
+            n
+            for n, p in params.items()
+            if n not in SCORER_ARGUMENTS and p.default is inspect.Parameter.empty and p.kind not in variadic
+        ]
         if unknown:
             raise TypeError(
                 f"scorer {name!r} asks for {unknown}; a scorer may only ask for {', '.join(SCORER_ARGUMENTS)}"
             )
-        self._names = tuple(n for n in SCORER_ARGUMENTS if n in params)
+        takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        self._names = SCORER_ARGUMENTS if takes_all else tuple(n for n in SCORER_ARGUMENTS if n in params)
         hint = inspect.signature(fn).return_annotation
         self.aggregation = aggregation or ("boolean" if hint in (bool, "bool") else "numeric")
         self.__doc__ = fn.__doc__
@@ -96,8 +102,12 @@ def scorer(fn: Callable[..., Any] | None = None, *, name: str | None = None, agg
 
 def normalize_result(name: str, result: Any) -> list[Score]:
     """Turn whatever a scorer returned into a list of named Scores."""
+    if type(result).__module__ == "numpy" and hasattr(result, "item"):
+        result = result.item()  # numpy.bool_, numpy.float64, ... become plain Python values
     if isinstance(result, Score):
         return [_named(result, name)]
+    if isinstance(result, list | tuple) and not result:
+        raise TypeError(f"scorer {name!r} returned an empty list; return at least one Score")
     if isinstance(result, list | tuple) and all(isinstance(r, Score) for r in result):
         return [_named(r, f"{name}/{r.name}" if r.name else name) for r in result]
     if isinstance(result, bool | str | Real) or result is None:

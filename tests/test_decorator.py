@@ -277,3 +277,12 @@ def test_traced_function_keeps_metadata() -> None:
         return x
 
     assert documented.__name__ == "documented" and documented.__doc__ == "Doc."
+
+
+def test_decorating_a_class_is_refused() -> None:
+    with pytest.raises(TypeError, match="cannot wrap the class Agent; decorate its methods"):
+
+        @agenttrace.trace
+        class Agent:
+            def __call__(self):
+                return 1

@@ -208,3 +208,39 @@ def test_relative_store_path_stays_put_when_the_program_changes_folder(tmp_path:
     work()
     assert len(agenttrace.search_traces()) == 2
     assert not (tmp_path / "b" / "rel.duckdb").exists()
+
+
+@pytest.mark.parametrize(
+    ("source", "setting", "message"),
+    [
+        ("env", ("AGENTTRACE_SCHEDULE_DELAY_MS", "0"), "schedule_delay_ms must be at least 1"),
+        ("env", ("AGENTTRACE_SAMPLE_RATE", "lots"), "AGENTTRACE_SAMPLE_RATE='lots' is invalid"),
+        ("file", 'sample_rate = "half"', "sample_rate = 'half' in the config file is invalid"),
+        ("file", "export_batch_size = 0", "export_batch_size must be at least 1"),
+        ("file", "enabled = 3", "enabled must be bool"),
+    ],
+)
+def test_bad_settings_turn_tracing_off_with_a_warning_not_an_error(
+    source: str, setting, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    runtime.reset()
+    if source == "env":
+        monkeypatch.setenv(*setting)
+    else:
+        (tmp_path / "agenttrace.toml").write_text(f"[agenttrace]\n{setting}\n")
+
+    @agenttrace.trace
+    def work(x):
+        return x * 3
+
+    assert [work(1), work(2)] == [3, 6]
+    assert message in caplog.text and "tracing is off" in caplog.text
+    with pytest.raises(agenttrace.errors.ConfigError, match=message.split("'")[0].split(" in ")[0]):
+        agenttrace.configure()
+
+
+def test_config_file_values_given_as_text_are_parsed(tmp_path: Path) -> None:
+    runtime.reset()
+    (tmp_path / "agenttrace.toml").write_text('[agenttrace]\nenabled = "false"\nsample_rate = "0.5"\n')
+    settings = agenttrace.config.resolve()
+    assert settings.enabled is False and settings.sample_rate == 0.5

@@ -116,6 +116,8 @@ def test_columns_order_and_limit() -> None:
         ("timestamp > 'yesterday'", "as a time", 12),
         ("status = 'OK' ; DROP TABLE traces", "unexpected character ';' at position 14", 14),
         ("(status = 'OK'", "expected ')' but found end of filter", 14),
+        ("timestamp > 1e400", "number 1e400 at position 12 is out of range", 12),
+        ("(" * 60 + "status = 'OK'" + ")" * 60, "filter nests deeper than 50 at position 50", 50),
     ],
 )
 def test_malformed_filters_name_token_and_position(text: str, message: str, position: int) -> None:

@@ -84,3 +84,20 @@ def test_update_current_trace_merges_from_any_depth() -> None:
 def test_update_current_trace_outside_a_trace_warns(caplog: pytest.LogCaptureFixture) -> None:
     agenttrace.update_current_trace(tags={"x": "y"})
     assert "outside a trace" in caplog.text
+
+
+def test_reusing_an_open_span_object_is_refused_and_leaks_no_context() -> None:
+    step = agenttrace.span("step")
+    with pytest.raises(RuntimeError, match="already open"):
+        with step:
+            with step:
+                pass
+    assert agenttrace.get_current_span() is None
+    assert only_trace().root.status == "ERROR"
+
+
+def test_inputs_that_cannot_be_printed_still_trace() -> None:
+    with agenttrace.span("big", inputs={"n": 10**5000}) as s:
+        s.set_outputs(10**5000)
+    root = only_trace().root
+    assert (root.inputs, root.outputs) == ("<unserializable dict: ValueError>", "<unserializable int: ValueError>")

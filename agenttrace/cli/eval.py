@@ -140,7 +140,7 @@ def run(
     failed = []
     for name, minimum in thresholds.items():
         value = headline(result.metrics["scorers"].get(name, {}))
-        if value is None or value < minimum:
+        if value is None or not value >= minimum:  # NaN fails too
             failed.append(f"{name} = {value if value is None else round(value, 4)} < {minimum}")
     if failed:
         click.echo("threshold failed: " + "; ".join(failed), err=True)

@@ -155,7 +155,7 @@ def connect(
 
 def _start_closer() -> None:
     global _closer
-    if _closer is None or not _closer.is_alive():
+    if _closer is None:
         _closer = threading.Thread(target=_close_idle_loop, name="agenttrace-store-closer", daemon=True)
         _closer.start()
 
@@ -172,6 +172,8 @@ def _close_idle_loop() -> None:
                 elif now - held.last_used >= IDLE_CLOSE_S:
                     _close_held(key)
             if not _held:
+                global _closer
+                _closer = None  # under the lock: a hold taken after this starts a new closer
                 return
 
 

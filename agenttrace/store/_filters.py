@@ -12,6 +12,7 @@ offending token and its position.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,6 +65,7 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+_MAX_NESTING = 50
 _KIND_NAMES = {
     "op": "a comparison (=, !=, <, <=, >, >=)",
     "string": "a quoted value",
@@ -107,6 +109,7 @@ class _Parser:
         self.toks = _tokenize(text)
         self.i = 0
         self.params: list[Any] = []
+        self.depth = 0
 
     def peek(self) -> _Tok:
         return self.toks[self.i]
@@ -144,15 +147,21 @@ class _Parser:
 
     def unary(self) -> str:
         tok = self.peek()
-        if tok.kind == "NOT":
-            self.i += 1
-            return f"(NOT {self.unary()})"
-        if tok.kind == "lparen":
-            self.i += 1
-            inner = self.or_expr()
-            self.take("rparen")
-            return inner
-        return self.comparison()
+        self.depth += 1
+        if self.depth > _MAX_NESTING:
+            raise FilterError(f"filter nests deeper than {_MAX_NESTING} at position {tok.pos}", position=tok.pos)
+        try:
+            if tok.kind == "NOT":
+                self.i += 1
+                return f"(NOT {self.unary()})"
+            if tok.kind == "lparen":
+                self.i += 1
+                inner = self.or_expr()
+                self.take("rparen")
+                return inner
+            return self.comparison()
+        finally:
+            self.depth -= 1
 
     def comparison(self) -> str:
         field_tok = self.take("ident")
@@ -225,7 +234,11 @@ class _Parser:
             return raw
         if tok.kind == "number":
             number = float(tok.text)
+            if not math.isfinite(number) or abs(number) >= 2**62:
+                raise FilterError(f"number {tok.text} at position {tok.pos} is out of range", position=tok.pos)
             if kind == "time":
+                if abs(number) >= 9e12:  # past year 2255 in milliseconds: no nanosecond BIGINT holds it
+                    raise FilterError(f"time {tok.text} at position {tok.pos} is out of range", position=tok.pos)
                 return int(number * 1_000_000)  # milliseconds since the epoch, as MLflow
             return str(tok.text) if kind == "text" else number
         return tok.kind == "TRUE" if kind != "text" else tok.kind.lower()

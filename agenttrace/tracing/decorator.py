@@ -98,6 +98,10 @@ def trace(
     static = {cv.SPAN_TYPE: normalize_span_type(span_type), **(attributes or {})}
 
     def decorate(target: Any) -> Any:
+        if isinstance(target, type):
+            raise TypeError(
+                f"trace() cannot wrap the class {target.__name__}; decorate its methods, or trace an instance"
+            )
         if isinstance(target, classmethod):
             return classmethod(decorate(target.__func__))
         if isinstance(target, staticmethod):

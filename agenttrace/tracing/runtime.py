@@ -49,7 +49,7 @@ class Runtime:
         if self.enabled:
             try:
                 self._build()
-            except AgentTraceError as exc:
+            except Exception as exc:  # whatever fails here, the traced program runs on untraced
                 self.enabled = False
                 logger.warning("agenttrace tracing is off: %s", exc)
 
@@ -156,7 +156,7 @@ def get_runtime() -> Runtime:
         return rt
     try:
         return _install(dict(_overrides))
-    except AgentTraceError as exc:  # a bad environment variable must not break the traced program
+    except Exception as exc:  # a bad environment variable must not break the traced program
         logger.warning("agenttrace tracing is off: %s", exc)
         return _install(dict(_overrides), config.Settings(enabled=False))
 

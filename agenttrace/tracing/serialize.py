@@ -183,10 +183,13 @@ class Serializer:
             except Exception:  # cycles, odd keys, NaN, a raising hook: take the defensive path
                 text = None
         if text is None:
-            safe = _walk(value, set(), 0)
-            if self._redact_keys is not None:
-                safe = _redact_keys(safe, self._redact_keys)
-            text = _plain_dumps(safe)
+            try:
+                safe = _walk(value, set(), 0)
+                if self._redact_keys is not None:
+                    safe = _redact_keys(safe, self._redact_keys)
+                text = _plain_dumps(safe)
+            except Exception as exc:  # e.g. an int of more digits than Python will print
+                text = _plain_dumps(f"<unserializable {type(value).__name__}: {type(exc).__name__}>")
         if len(text) * 4 > self.max_bytes:  # only measure bytes when it could matter
             size = len(text.encode("utf-8"))
             if size > self.max_bytes:

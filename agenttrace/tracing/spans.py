@@ -168,6 +168,8 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
         attrs = dict(self._attributes)
         if self._inputs is not None:
             attrs[cv.INPUTS] = rt.serializer.to_json(self._inputs)
+        if self._state is not None:
+            raise RuntimeError(f"span {self._name!r} is already open; create a new span() for each block")
         self._state = start(rt, self._name, attrs)
         if self._state is None:
             return _NOOP
