@@ -288,3 +288,43 @@ def test_ctrl_c_keeps_results_so_far_and_marks_the_run(tmp_path: Path) -> None:
     info, rows = store.load_eval_run(runs.eval_run_id[0])
     assert 0 < len(rows) < 400
     assert info["summary"]["run"]["records"] == len(rows)
+
+
+def test_async_callable_objects_and_sampling_and_failures(store_path: Path) -> None:
+    class AsyncAgent:
+        async def __call__(self, question: str) -> str:
+            return "Paris" if "France" in question else "?"
+
+    agenttrace.configure(sample_rate=0.0)  # evaluation traces are kept whatever the sample rate
+    result = agenttrace.evaluate(RECORDS[:2], AsyncAgent(), scorers=["exact_match", "no_error_spans"])
+    table = result.tables["eval_results"]
+    assert list(table.exact_match) == [True, False] and list(table.no_error_spans) == [True, True]
+    assert all(agenttrace.get_trace(t).assessments for t in table.trace_id)
+
+    @scorer
+    def odd(outputs):
+        return Score(True, rationale=["not", "text"], label=3)
+
+    table = agenttrace.evaluate(RECORDS[:1], agent, scorers=[odd]).tables["eval_results"]
+    assert table["odd/rationale"][0] == "['not', 'text']"
+
+    def explode(question: str) -> str:
+        raise SystemExit("the agent pulled the plug")
+
+    with pytest.raises(SystemExit):
+        agenttrace.evaluate(RECORDS[:1], explode, scorers=["exact_match"], run_name="doomed")
+    _connection.release()
+    info, _ = DuckDBStore(store_path).load_eval_run("doomed")
+    assert info["status"] == "FAILED"
+
+
+def test_async_evaluation_from_inside_a_running_loop() -> None:
+    @agenttrace.trace
+    async def agent_async(question: str) -> str:
+        return "x"
+
+    async def notebook_cell():
+        return agenttrace.evaluate(RECORDS[:2], agent_async, scorers=["json_valid"])
+
+    result = asyncio.run(notebook_cell())
+    assert len(result.tables["eval_results"]) == 2

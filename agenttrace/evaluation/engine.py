@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from agenttrace.errors import DatasetError, EvaluationError
+from agenttrace.errors import AgentTraceError, DatasetError, EvaluationError
 from agenttrace.evaluation.data import EvalRecord, LoadedData, digest_of, load_data
 from agenttrace.evaluation.progress import ProgressBar
 from agenttrace.evaluation.result import EvaluationResult
@@ -127,7 +127,6 @@ class _Evaluation:
         self.collector = rt.collector() if rt.enabled else None
         self.done: list[_Row] = []
         self._unsaved: list[_Row] = []
-        self._lock = threading.Lock()
 
     # ---- one record ----------------------------------------------------------------------
 
@@ -139,7 +138,7 @@ class _Evaluation:
             self.predict_name,
             span_type="CHAIN",
             inputs=record.inputs,
-            attributes=trace_attributes(tags, self.agent_name, self.agent_version),
+            attributes=trace_attributes(tags, self.agent_name, self.agent_version, always_sample=True),
         )
 
     def predict_sync(self, record: EvalRecord) -> _Row:
@@ -232,8 +231,8 @@ class _Evaluation:
             {
                 "name": s.name or scorer.name,
                 "value": s.value,
-                "rationale": s.rationale,
-                "label": s.label,
+                "rationale": None if s.rationale is None else str(s.rationale),
+                "label": None if s.label is None else str(s.label),
                 "metadata": s.metadata,
                 "error": s.error,
             }
@@ -266,14 +265,19 @@ class _Evaluation:
         self.done.append(row)
         self._unsaved.append(row)
         if len(self._unsaved) >= _CHUNK:
-            self.save()
+            try:
+                self.save()
+            except AgentTraceError as exc:  # kept in memory and retried with the next chunk and at the end
+                logger.warning("agenttrace could not store evaluation results yet (will retry): %s", exc)
 
     def save(self) -> None:
-        rows, self._unsaved = self._unsaved, []
+        """Write finished rows; they leave the unsaved list only once the store has them."""
+        rows = self._unsaved
         if rows and self.store is not None:
             self.store.add_eval_records(
                 self.run_id, [r.as_stored() for r in rows], [a for r in rows for a in r.assessments]
             )
+        self._unsaved = []
 
 
 def _run_threads(ev: _Evaluation, records: list[EvalRecord], concurrency: int, bar: ProgressBar) -> None:
@@ -302,7 +306,25 @@ def _run_async(ev: _Evaluation, records: list[EvalRecord], concurrency: int, bar
             ev.finished(await next_done)
             bar.advance()
 
-    asyncio.run(main())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(main())
+        return
+    # Called from inside a running loop (a notebook): run ours on a thread of its own.
+    errors: list[BaseException] = []
+    runner = threading.Thread(target=lambda: _capture(errors, lambda: asyncio.run(main())), name="agenttrace-eval")
+    runner.start()
+    runner.join()
+    if errors:
+        raise errors[0]
+
+
+def _capture(errors: list[BaseException], work: Callable[[], Any]) -> None:
+    try:
+        work()
+    except BaseException as exc:
+        errors.append(exc)
 
 
 def evaluate(
@@ -378,25 +400,45 @@ def evaluate(
     started = time.perf_counter()
     try:
         with ProgressBar(len(loaded.records), f"eval {loaded.name}", progress) as bar:
-            if inspect.iscoroutinefunction(predict_fn):
+            if _is_async(predict_fn):
                 _run_async(ev, loaded.records, concurrency, bar)
             else:
                 _run_threads(ev, loaded.records, concurrency, bar)
     except KeyboardInterrupt:
         status = "INTERRUPTED"
         raise
+    except BaseException:
+        status = "FAILED"
+        raise
     finally:
-        if client is not None:
-            if isinstance(client.cache, StoreJudgeCache):
-                client.cache.flush()
-            client.close()
-        ev.save()
-        flush()
-        metrics = build_metrics(ev.done, scorer_objects, time.perf_counter() - started)
+        metrics = _wind_up(ev, client, scorer_objects, time.perf_counter() - started)
         if store is not None:
             store.finish_eval_run(run_id, status, metrics)
     rows = sorted(ev.done, key=lambda r: r.record.position)
     return EvaluationResult(run_id, status, metrics, {"eval_results": build_table(rows, scorer_objects)})
+
+
+def _wind_up(ev: _Evaluation, client: Any, scorers: list[Scorer], wall_s: float) -> dict[str, Any]:
+    """Close the judge client, store what is left, flush traces; each step runs whatever the others did."""
+    steps: list[Callable[[], Any]] = [ev.save, flush]
+    if client is not None:
+        cache = client.cache
+        steps = [cache.flush if isinstance(cache, StoreJudgeCache) else (lambda: None), client.close, *steps]
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:
+            logger.warning("agenttrace evaluation clean-up step failed: %s", exc)
+    metrics = build_metrics(ev.done, scorers, wall_s)
+    if ev._unsaved:
+        metrics["run"]["unsaved_records"] = len(ev._unsaved)
+    return metrics
+
+
+def _is_async(fn: Any) -> bool:
+    """Coroutine functions, and objects whose __call__ is one."""
+    call = type(fn).__call__ if callable(fn) and not inspect.isfunction(fn) else None
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
 
 
 def _as_data(data: Any) -> Any:

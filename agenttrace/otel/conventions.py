@@ -16,6 +16,7 @@ TRACE_TAGS = "agenttrace.trace.tags"
 TRACE_METADATA = "agenttrace.trace.metadata"
 AGENT_NAME = "agenttrace.agent.name"
 AGENT_VERSION = "agenttrace.agent.version"
+ALWAYS_SAMPLE = "agenttrace.always_sample"  # on a root: keep this trace whatever the sample rate
 
 # Shared with OpenInference, so exported spans carry the names other tools know.
 SESSION_ID = "session.id"
@@ -30,7 +31,7 @@ OUTPUT_TOKEN_KEYS = ("gen_ai.usage.output_tokens", "llm.token_count.completion",
 
 # Attributes lifted into their own columns and not repeated in the `attributes` JSON.
 LIFTED = frozenset(
-    {SPAN_TYPE, INPUTS, OUTPUTS, LOCAL_ROOT, EXPERIMENT, RUN_ID, TRACE_TAGS, TRACE_METADATA, AGENT_NAME,
+    {ALWAYS_SAMPLE, SPAN_TYPE, INPUTS, OUTPUTS, LOCAL_ROOT, EXPERIMENT, RUN_ID, TRACE_TAGS, TRACE_METADATA, AGENT_NAME,
      AGENT_VERSION}
 )  # fmt: skip
 

@@ -18,8 +18,8 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from agenttrace.otel.convert import rows_to_columns, spans_to_rows
 from agenttrace.errors import BatchRejectedError, StoreError
+from agenttrace.otel.convert import rows_to_columns, spans_to_rows
 from agenttrace.store import DuckDBStore
 
 logger = logging.getLogger("agenttrace")

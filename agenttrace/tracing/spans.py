@@ -223,10 +223,16 @@ def detached() -> Iterator[None]:
 
 
 def trace_attributes(
-    tags: Mapping[str, Any] | None = None, agent_name: str | None = None, agent_version: str | None = None
+    tags: Mapping[str, Any] | None = None,
+    agent_name: str | None = None,
+    agent_version: str | None = None,
+    always_sample: bool = False,
 ) -> dict[str, Any]:
-    """Attributes for a local root span that fill the trace's tags and agent columns."""
-    attributes: dict[str, Any] = {}
+    """Attributes for a local root span that fill the trace's tags and agent columns.
+
+    `always_sample` keeps the trace whatever the sample rate (evaluation records need their trace).
+    """
+    attributes: dict[str, Any] = {cv.ALWAYS_SAMPLE: True} if always_sample else {}
     if tags:
         attributes[cv.TRACE_TAGS] = json.dumps({str(k): str(v) for k, v in tags.items()})
     if agent_name:
