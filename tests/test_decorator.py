@@ -286,3 +286,42 @@ def test_decorating_a_class_is_refused() -> None:
         class Agent:
             def __call__(self):
                 return 1
+
+
+def test_generator_closed_early_cleans_up_inside_its_span() -> None:
+    @agenttrace.trace
+    def cleanup():
+        return "cleaned"
+
+    @agenttrace.trace
+    def stream():
+        try:
+            yield 1
+            yield 2
+        finally:
+            cleanup()
+
+    gen = stream()
+    assert next(gen) == 1
+    gen.close()
+    assert agenttrace.get_current_span() is None
+    trace = only_trace()
+    assert shape(trace) == [(0, "stream", "UNKNOWN"), (1, "cleanup", "UNKNOWN")]
+    assert trace.root.outputs == [1] and trace.root.status == "OK"
+
+
+def test_async_generator_closed_early_ends_its_span() -> None:
+    @agenttrace.trace
+    async def astream():
+        for i in range(10):
+            yield i
+
+    async def take_two():
+        agen = astream()
+        items = [await agen.__anext__(), await agen.__anext__()]
+        await agen.aclose()
+        return items
+
+    assert asyncio.run(take_two()) == [0, 1]
+    root = only_trace().root
+    assert root.outputs == [0, 1] and root.status == "OK"

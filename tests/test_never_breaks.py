@@ -244,3 +244,22 @@ def test_config_file_values_given_as_text_are_parsed(tmp_path: Path) -> None:
     (tmp_path / "agenttrace.toml").write_text('[agenttrace]\nenabled = "false"\nsample_rate = "0.5"\n')
     settings = agenttrace.config.resolve()
     assert settings.enabled is False and settings.sample_rate == 0.5
+
+
+def test_sampled_out_calls_do_not_serialise_their_arguments() -> None:
+    agenttrace.configure(sample_rate=0.5)
+    seen = []
+
+    class Watched:
+        def __repr__(self) -> str:
+            seen.append(1)
+            return "Watched()"
+
+    @agenttrace.trace
+    def work(x):
+        return 1
+
+    for _ in range(200):
+        work(Watched())
+    kept = len(agenttrace.search_traces(max_results=1000))
+    assert 40 < kept < 160 and len(seen) == kept  # serialised exactly for the traces kept

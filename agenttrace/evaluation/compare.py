@@ -7,11 +7,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from agenttrace.errors import ConfigError
 from agenttrace.evaluation.metrics import as_number, paired_p_value
 from agenttrace.evaluation.result import Comparison
 from agenttrace.store import DuckDBStore
-from agenttrace.tracing.runtime import flush, get_runtime
+from agenttrace.tracing.readback import current_store
 
 
 def compare_runs(store: DuckDBStore, run_a: str, run_b: str) -> Comparison:
@@ -72,8 +71,4 @@ def compare_evals(run_a: str, run_b: str) -> Comparison:
     Runs are matched by record id, so compare runs over the same dataset. Refer to runs by id,
     unique id prefix or run name.
     """
-    rt = get_runtime()
-    flush()
-    if rt.store is None:
-        raise ConfigError("eval runs live in the store, and none is configured")
-    return compare_runs(rt.store, run_a, run_b)
+    return compare_runs(current_store(), run_a, run_b)

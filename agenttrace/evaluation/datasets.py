@@ -8,10 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from agenttrace.errors import ConfigError, DatasetError
+from agenttrace.errors import DatasetError
 from agenttrace.evaluation.data import EvalRecord, digest_of, load_data, records_from_frame
-from agenttrace.store import DuckDBStore
-from agenttrace.tracing.runtime import flush, get_runtime
+from agenttrace.tracing.readback import current_store
 
 __all__ = ["Dataset", "create", "load_dataset"]
 
@@ -34,14 +33,6 @@ class Dataset:
         return pd.DataFrame(self.records)
 
 
-def _store() -> DuckDBStore:
-    rt = get_runtime()
-    flush()
-    if rt.store is None:
-        raise ConfigError("datasets live in the store, and none is configured; configure(store='agenttrace.duckdb')")
-    return rt.store
-
-
 def _from_traces(frame: pd.DataFrame) -> list[EvalRecord]:
     """Production traces to records: root inputs as inputs, the output as a draft expectation."""
     records, _ = records_from_frame(frame, "traces")
@@ -59,7 +50,7 @@ def create(name: str, source: Any) -> Dataset:
     """
     if not name or "@" in name:
         raise DatasetError(f"dataset name {name!r} must be non-empty and without '@'")
-    store = _store()
+    store = current_store()
     if isinstance(source, pd.DataFrame) and {"trace_id", "outputs"} <= set(source.columns):
         records = _from_traces(source)
         origin = "traces"
@@ -76,5 +67,5 @@ def create(name: str, source: Any) -> Dataset:
 
 def load_dataset(name: str, version: str | None = None) -> Dataset:
     """A stored dataset version (the newest when `version` is None)."""
-    version, records = _store().load_dataset(name, version)
+    version, records = current_store().load_dataset(name, version)
     return Dataset(name, version, records)

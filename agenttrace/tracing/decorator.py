@@ -126,13 +126,25 @@ def _wrap(fn: Any, span_name: str, static: dict[str, Any], cap_in: bool, cap_out
         if not rt.enabled:
             return None
         attrs = dict(static)
-        if cap_in:
-            try:
-                attrs[cv.INPUTS] = rt.serializer.to_json(build_inputs(args, kwargs))
-            except Exception as exc:
-                internal_error("capture inputs", exc)
+        # With sampling, serialise only for spans that are kept; without, pass the inputs at start
+        # (one attribute write fewer on the common path).
+        early = cap_in and rt.settings.sample_rate >= 1.0
+        if early:
+            capture_inputs(rt, attrs, args, kwargs)
         started = start(rt, span_name, attrs)
-        return None if started is None else (rt, *started)
+        if started is None:
+            return None
+        if cap_in and not early and started[0].is_recording():
+            late: dict[str, Any] = {}
+            capture_inputs(rt, late, args, kwargs)
+            started[0].set_attributes(late)
+        return (rt, *started)
+
+    def capture_inputs(rt: Any, attrs: dict[str, Any], args: tuple, kwargs: dict) -> None:
+        try:
+            attrs[cv.INPUTS] = rt.serializer.to_json(build_inputs(args, kwargs))
+        except Exception as exc:
+            internal_error("capture inputs", exc)
 
     if inspect.isasyncgenfunction(fn):
         return _wrap_async_generator(fn, begin, cap_out)
@@ -241,8 +253,18 @@ def _wrap_generator(fn: Any, begin: Callable, cap_out: bool) -> Any:
                 arg = yield item
                 method = gen.send
             except GeneratorExit:
-                gen.close()
-                end_ok(rt, s, None, collected.output(), cap_out)
+                # Closed early: the generator's own clean-up runs inside its span, which ends
+                # whether that clean-up succeeds or not.
+                token = otel_context.attach(ctx)
+                try:
+                    gen.close()
+                except BaseException as exc:
+                    end_error(s, None, exc)
+                    raise
+                else:
+                    end_ok(rt, s, None, collected.output(), cap_out)
+                finally:
+                    otel_context.detach(token)
                 raise
             except BaseException as exc:
                 method, arg = gen.throw, exc
@@ -282,8 +304,16 @@ def _wrap_async_generator(fn: Any, begin: Callable, cap_out: bool) -> Any:
                 arg = yield item
                 method = agen.asend
             except GeneratorExit:
-                await agen.aclose()
-                end_ok(rt, s, None, collected.output(), cap_out)
+                token = otel_context.attach(ctx)
+                try:
+                    await agen.aclose()
+                except BaseException as exc:
+                    end_error(s, None, exc)
+                    raise
+                else:
+                    end_ok(rt, s, None, collected.output(), cap_out)
+                finally:
+                    otel_context.detach(token)
                 raise
             except BaseException as exc:
                 method, arg = agen.athrow, exc

@@ -16,10 +16,14 @@ from agenttrace.tracing.runtime import flush, get_runtime
 if TYPE_CHECKING:  # pandas loads only when a DataFrame is asked for
     import pandas as pd
 
-__all__ = ["get_trace", "log_expectation", "log_feedback", "search_traces"]
+__all__ = ["current_store", "get_trace", "log_expectation", "log_feedback", "search_traces"]
 
 
-def _store() -> DuckDBStore:
+def current_store() -> DuckDBStore:
+    """The store this process traces into (its queued spans flushed first), for reads and notes.
+
+    With tracing off the configured file is still readable; with store=None there is none.
+    """
     rt = get_runtime()
     flush()
     if rt.store is not None:
@@ -46,12 +50,12 @@ def search_traces(
     if max_results < 1:
         raise ValueError(f"max_results must be at least 1, got {max_results}")
     experiments = [experiment] if isinstance(experiment, str) else experiment
-    return _store().search_traces(filter_string, experiments, order_by, max_results)
+    return current_store().search_traces(filter_string, experiments, order_by, max_results)
 
 
 def get_trace(trace_id: str) -> Trace:
     """The whole trace with its spans and assessments; TraceNotFoundError if the id is unknown."""
-    return _store().get_trace(trace_id)
+    return current_store().get_trace(trace_id)
 
 
 def _source(source: str | None) -> tuple[str, str | None]:
@@ -70,7 +74,7 @@ def _log(
     span_id: str | None, metadata: dict[str, Any] | None,
 ) -> Assessment:  # fmt: skip
     source_type, source_id = _source(source)
-    return _store().log_assessment(
+    return current_store().log_assessment(
         trace_id, name, value, kind=kind, rationale=rationale, source_type=source_type, source_id=source_id,
         span_id=span_id, metadata=metadata,
     )  # fmt: skip
