@@ -48,7 +48,7 @@ LAYERS = [
     ("surface", ("agenttrace.cli", "agenttrace.server", "agenttrace.__main__")),
     ("engines", ("agenttrace.evaluation", "agenttrace.registry", "agenttrace.tracking", "agenttrace.datasets")),
     ("scorers", ("evaluators",)),
-    ("capture", ("agenttrace.tracing", "agenttrace.context")),
+    ("capture", ("agenttrace.tracing", "agenttrace.context", "agenttrace.autolog")),
     ("bridge", ("agenttrace.otel",)),
     ("storage", ("agenttrace.store",)),
     ("base", ("agenttrace.config", "agenttrace.errors", "agenttrace.records", "agenttrace.scoring")),
@@ -78,6 +78,8 @@ def _imports(path: Path) -> set[str]:
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            if node.module in ("agenttrace", "evaluators"):  # `from agenttrace import config` names a module
+                names.update(f"{node.module}.{a.name}" for a in node.names)
     return names
 
 
