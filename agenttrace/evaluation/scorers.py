@@ -66,6 +66,8 @@ class StoreJudgeCache:
 
 def record_judge_call(call: JudgeCall) -> None:
     """Record a judge's call as its own EVALUATOR trace, never inside the agent's trace."""
+    if call.cached:
+        return  # no model was called: the score's metadata says it came from the cache
     context = scoring_context.get() or {}
     record_span(
         f"judge:{call.judge or 'judge'}",
