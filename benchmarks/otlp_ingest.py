@@ -109,8 +109,12 @@ def _health(url: str) -> dict[str, Any]:
 
 def _round(url: str, senders: int, spans: int, batch: int, mode: str) -> dict[str, float]:
     procs = [
-        subprocess.Popen([sys.executable, "-c", _SENDER, url, str(spans), str(batch), mode],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-c", _SENDER, url, str(spans), str(batch), mode],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
         for _ in range(senders)
     ]
     for p in procs:

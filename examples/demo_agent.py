@@ -170,9 +170,7 @@ def _check() -> None:
         if set(r["expectations"]["relevant_doc_ids"])
         & {d["id"] for d in search_docs(plan(r["inputs"]["question"])[0]["query"], k=3)}
     ]
-    print(
-        f"rag_qa retrieval: relevant doc in top 3 for {len(hits)}/{len(rows)} = {len(hits) / len(rows):.1%}"
-    )
+    print(f"rag_qa retrieval: relevant doc in top 3 for {len(hits)}/{len(rows)} = {len(hits) / len(rows):.1%}")
 
 
 if __name__ == "__main__":

@@ -325,9 +325,7 @@ class StubJudgeServer:
     def _completion(self, request: dict[str, Any], reply: StubReply, n: int) -> dict[str, Any]:
         prompt_words = sum(len(str(m.get("content", "")).split()) for m in request.get("messages", []))
         prompt_tokens = reply.prompt_tokens if reply.prompt_tokens is not None else prompt_words
-        completion_tokens = (
-            reply.completion_tokens if reply.completion_tokens is not None else len(reply.text.split())
-        )
+        completion_tokens = reply.completion_tokens if reply.completion_tokens is not None else len(reply.text.split())
         return {
             "id": f"chatcmpl-stub-{n}",
             "object": "chat.completion",

@@ -45,9 +45,7 @@ def http(
         con.close()
 
 
-def http_json(
-    url: str, payload: Any = None, token: str | None = None, method: str | None = None
-) -> tuple[int, Any]:
+def http_json(url: str, payload: Any = None, token: str | None = None, method: str | None = None) -> tuple[int, Any]:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"

@@ -429,8 +429,7 @@ def test_similarity_values(scorer, outputs, expected, value):
             RougeL(),
             "w x y z",
             "w y z q",
-            "3 tokens in the longest common subsequence; 4 predicted, 4 expected: "
-            "precision 0.75, recall 0.75",
+            "3 tokens in the longest common subsequence; 4 predicted, 4 expected: precision 0.75, recall 0.75",
         ),
         (
             Bleu(),
@@ -501,8 +500,7 @@ ORDER_SCHEMA = {
         (
             {"name": 5, "items": [{"price": "x"}]},
             False,
-            "2 schema violations: $.items[0].price: 'x' is not of type 'number'; "
-            "$.name: 5 is not of type 'string'",
+            "2 schema violations: $.items[0].price: 'x' is not of type 'number'; $.name: 5 is not of type 'string'",
         ),
         (
             "{oops",
@@ -519,9 +517,7 @@ def test_json_schema(outputs, value, rationale):
 
 def test_json_schema_limits_listed_errors_and_keeps_all_in_metadata():
     result = JsonSchema(ORDER_SCHEMA, max_errors=1)(outputs={"name": 5, "items": [{"price": "x"}]})
-    assert (
-        result.rationale == "2 schema violations: $.items[0].price: 'x' is not of type 'number' (and 1 more)"
-    )
+    assert result.rationale == "2 schema violations: $.items[0].price: 'x' is not of type 'number' (and 1 more)"
     assert [e["path"] for e in result.metadata["errors"]] == ["$.items[0].price", "$.name"]
 
 
@@ -655,9 +651,7 @@ def test_trace_checks_need_a_trace(scorer):
         ),
         (
             LatencyUnder(max_ms=2000),
-            make_trace(
-                span("a", start_ms=100, end_ms=900), span("b", start_ms=500, end_ms=2600), duration_ms=None
-            ),
+            make_trace(span("a", start_ms=100, end_ms=900), span("b", start_ms=500, end_ms=2600), duration_ms=None),
             False,
             "took 2500.0 ms, over the 2000 ms limit",
         ),
@@ -768,15 +762,11 @@ def test_tool_sequence_follows_start_time_not_tree_order():
         span("second", "TOOL", 30, 35, parent="root"),
     )
     assert [s.name for s in trace.spans_of_type("TOOL")] == ["first", "second"]
-    assert (
-        ToolSequence()(expectations={"expected_tool_calls": ["second", "first"]}, trace=trace).value is True
-    )
+    assert ToolSequence()(expectations={"expected_tool_calls": ["second", "first"]}, trace=trace).value is True
 
 
 def test_tool_sequence_with_no_tools_expected_and_none_called():
-    result = ToolSequence()(
-        expectations={"expected_tool_calls": []}, trace=make_trace(span("agent", "AGENT"))
-    )
+    result = ToolSequence()(expectations={"expected_tool_calls": []}, trace=make_trace(span("agent", "AGENT")))
     assert (result.value, result.rationale) == (True, "tool calls match: []")
 
 

@@ -127,10 +127,14 @@ def test_foreign_attribute_values_always_store(attributes: dict[str, Any]) -> No
 def test_lone_surrogates_from_json_never_reach_the_store(tmp_path: Path) -> None:
     trace_id, span_id = new_ids()
     raw = (
-        '{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"TID","spanId":"SID","name":"\\ud800n",'
-        '"attributes":[{"key":"input.value","value":{"stringValue":"[\\"\\\\ud800\\"]"}},'
-        '{"key":"k\\udfff","value":{"stringValue":"v\\ud800"}}]}]}]}]}'
-    ).replace("TID", trace_id.hex()).replace("SID", span_id.hex())
+        (
+            '{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"TID","spanId":"SID","name":"\\ud800n",'
+            '"attributes":[{"key":"input.value","value":{"stringValue":"[\\"\\\\ud800\\"]"}},'
+            '{"key":"k\\udfff","value":{"stringValue":"v\\ud800"}}]}]}]}]}'
+        )
+        .replace("TID", trace_id.hex())
+        .replace("SID", span_id.hex())
+    )
     try:
         request = decode_json(raw.encode())
     except IngestError as exc:  # protobuf refuses it: a clear 400, which is fine too

@@ -81,9 +81,7 @@ def make_trace(*, retrieved=None, tools=(), inputs=None, outputs=None) -> Trace:
     spans = [SpanRecord("t1", "root", None, "agent", "AGENT", "OK", 0, 100, inputs=inputs, outputs=outputs)]
     t = 10
     if retrieved is not None:
-        spans.append(
-            SpanRecord("t1", "r1", "root", "retrieve", "RETRIEVER", "OK", t, t + 5, outputs=retrieved)
-        )
+        spans.append(SpanRecord("t1", "r1", "root", "retrieve", "RETRIEVER", "OK", t, t + 5, outputs=retrieved))
         t += 10
     for i, (name, args) in enumerate(tools):
         spans.append(SpanRecord("t1", f"tool{i}", "root", name, "TOOL", "OK", t, t + 5, inputs=args))
@@ -266,9 +264,7 @@ def test_guidelines_without_rules_is_an_error(stub) -> None:
 
 
 def test_tool_call_correctness_against_expected_calls(stub) -> None:
-    trace = make_trace(
-        tools=[("search", {"query": "oslo"}), ("weather", {"city": "Oslo"})], inputs="Oslo weather?"
-    )
+    trace = make_trace(tools=[("search", {"query": "oslo"}), ("weather", {"city": "Oslo"})], inputs="Oslo weather?")
     judge = ToolCallCorrectnessJudge(**opts(stub))
     good = judge(inputs=None, trace=trace, expectations={"expected_tool_calls": [{"name": "weather"}]})
     assert good.value is True and good.metadata["tool_calls"] == ["search", "weather"]
@@ -280,26 +276,19 @@ def test_tool_call_correctness_against_expected_calls(stub) -> None:
 
 def test_tool_call_correctness_plausibility_without_expectations(stub) -> None:
     judge = ToolCallCorrectnessJudge(**opts(stub))
-    assert (
-        judge(inputs="Oslo weather?", trace=make_trace(tools=[("weather", {"city": "Oslo"})])).value is True
-    )
+    assert judge(inputs="Oslo weather?", trace=make_trace(tools=[("weather", {"city": "Oslo"})])).value is True
     assert judge(inputs="Oslo weather?", trace=make_trace()).value is False
     assert "No tools were called" in user_prompt(stub.requests[1])
 
 
 def test_pairwise_compare(stub) -> None:
     judge = PairwiseJudge(**opts(stub))
-    assert (
-        judge.compare("Explain rain", "Water falls from clouds when droplets grow heavy.", "Rain.").value
-        == "A"
-    )
+    assert judge.compare("Explain rain", "Water falls from clouds when droplets grow heavy.", "Rain.").value == "A"
     assert judge.compare("Explain rain", "Rain.", "Water falls from clouds.").value == "B"
     tie = judge.compare("Explain rain", "same", "same")
     assert tie.value == "tie" and tie.label == "tie"
     assert judge.aggregation == "categorical"
-    as_scorer = judge(
-        inputs="Explain rain", outputs="Rain.", expectations={"baseline_output": "Longer baseline."}
-    )
+    as_scorer = judge(inputs="Explain rain", outputs="Rain.", expectations={"baseline_output": "Longer baseline."})
     assert as_scorer.value == "B"
 
 
@@ -703,9 +692,7 @@ def test_limiter_shrinks_under_429s_from_the_endpoint(stub) -> None:
     stub.responder = responder
     judge = SafetyJudge(**opts(stub, max_concurrency=8, max_retries=10, increase_after=50))
     results: list[Score] = []
-    threads = [
-        threading.Thread(target=lambda i=i: results.append(judge(outputs=f"text {i}"))) for i in range(8)
-    ]
+    threads = [threading.Thread(target=lambda i=i: results.append(judge(outputs=f"text {i}"))) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -788,9 +775,7 @@ def test_make_judge_inline_template_with_categories(stub) -> None:
 
 def test_make_judge_from_a_template_file(stub, tmp_path) -> None:
     path = tmp_path / "my_judge.jinja"
-    path.write_text(
-        "Does {{ outputs }} contain <expected_answer>{{ expectations.answer }}</expected_answer>?"
-    )
+    path.write_text("Does {{ outputs }} contain <expected_answer>{{ expectations.answer }}</expected_answer>?")
     judge = make_judge("contains", str(path), output=bool, **opts(stub))
     score = judge(outputs={"text": "x"}, expectations={"answer": "42"})
     assert score.value is True  # the stub's rule: no <output> section, so it passes
@@ -807,9 +792,7 @@ def test_make_judge_optional_field_renders_empty_but_missing_variable_is_named(s
     judge(outputs="b")  # no expectations at all: the if-block is skipped
     assert user_prompt(stub.requests[1]) == "Out: b"
     strict = make_judge("k", "Out: {{ outputs }} vs {{ expectations.answer }}", **opts(stub))
-    with pytest.raises(
-        JudgeError, match=r"uses \{\{ expectations \}\} but this record has no expectations"
-    ) as info:
+    with pytest.raises(JudgeError, match=r"uses \{\{ expectations \}\} but this record has no expectations") as info:
         strict(outputs="c")
     assert info.value.reason == "missing_input" and stub.calls == 2
 

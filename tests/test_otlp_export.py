@@ -71,9 +71,7 @@ def _assert_exported(spans: list, protocol_name: str) -> None:
 
 def test_http_export_alone_with_headers(monkeypatch: pytest.MonkeyPatch) -> None:
     with HttpReceiver() as rx:
-        agenttrace.configure(
-            store=None, otlp_endpoint=rx.endpoint, otlp_headers={"x-mlflow-experiment-id": "7"}
-        )
+        agenttrace.configure(store=None, otlp_endpoint=rx.endpoint, otlp_headers={"x-mlflow-experiment-id": "7"})
         assert agent("weather?") == "sunny"
         agenttrace.flush()
         spans = rx.wait_for(3)
@@ -147,9 +145,7 @@ def test_endpoint_precedence(environ: dict[str, str], expected: tuple) -> None:
 
 
 def test_argument_beats_environment() -> None:
-    s = config.resolve(
-        {"otlp_endpoint": "http://arg:1"}, environ={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:2"}
-    )
+    s = config.resolve({"otlp_endpoint": "http://arg:1"}, environ={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:2"})
     assert s.otlp_endpoint == "http://arg:1"
 
 
@@ -170,10 +166,7 @@ def test_bad_settings_are_refused(overrides: dict, message: str) -> None:
 def test_traces_url() -> None:
     assert traces_url("http://h:4318", "http/protobuf") == "http://h:4318/v1/traces"
     assert traces_url("http://h:6006/v1/traces", "http/protobuf") == "http://h:6006/v1/traces"
-    assert (
-        traces_url("https://l/api/public/otel/v1/traces", "http/protobuf")
-        == "https://l/api/public/otel/v1/traces"
-    )
+    assert traces_url("https://l/api/public/otel/v1/traces", "http/protobuf") == "https://l/api/public/otel/v1/traces"
     with pytest.raises(ConfigError, match="not an http"):
         traces_url("h:4318", "http/protobuf")
 

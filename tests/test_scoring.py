@@ -43,7 +43,9 @@ def test_results_normalise_to_scores(result, values) -> None:
     assert all(type(s.value) in (bool, float, int, str) for s in scores)
 
 
-@pytest.mark.parametrize(("result", "message"), [(None, "returned None"), ([], "empty list"), ({"a": 1}, "returned dict")])
+@pytest.mark.parametrize(
+    ("result", "message"), [(None, "returned None"), ([], "empty list"), ({"a": 1}, "returned dict")]
+)
 def test_unusable_results_are_errors(result, message) -> None:
     with pytest.raises(TypeError, match=message):
         normalize_result("s", result)

@@ -12,9 +12,7 @@ AUTH_TOKEN_ENV = "AGENTTRACE_AUTH_TOKEN"
 
 
 @click.command()
-@click.option(
-    "--host", default="127.0.0.1", show_default=True, help="Address to bind; others need --auth-token."
-)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; others need --auth-token.")
 @click.option(
     "--port", default=4318, show_default=True, type=click.IntRange(0, 65535),
     help="OTLP/HTTP + REST port (4318 is OTLP/HTTP's standard port; 0 picks a free one).",
@@ -49,9 +47,7 @@ def server(
         from agenttrace.server import serve
         from agenttrace.server.auth import is_loopback
     except ImportError as exc:  # fastapi / uvicorn missing
-        raise click.ClickException(
-            f"{exc}; install the server extra: pip install 'agenttrace[server]'"
-        ) from exc
+        raise click.ClickException(f"{exc}; install the server extra: pip install 'agenttrace[server]'") from exc
     if not is_loopback(host) and not auth_token:
         raise click.UsageError(
             f"binding to {host} exposes the store beyond this machine; set --auth-token or {AUTH_TOKEN_ENV}"

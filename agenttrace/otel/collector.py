@@ -54,6 +54,14 @@ def _loads(text: Any) -> Any:
     return json.loads(text) if isinstance(text, str) else None
 
 
+def _merged(texts: list[Any]) -> dict[str, Any]:
+    """Merge the JSON objects spans carry, later ones winning, as the store's upsert does."""
+    out: dict[str, Any] = {}
+    for text in texts:
+        out.update(_loads(text) or {})
+    return out
+
+
 def spans_to_trace(spans: Sequence[ReadableSpan]) -> Trace:
     """Build the Trace record the store would return, from finished spans in memory."""
     c = spans_to_columns(spans)
@@ -98,8 +106,8 @@ def spans_to_trace(spans: Sequence[ReadableSpan]) -> Trace:
         outputs=root.outputs,
         session_id=next((v for v in c["session_id"] if v), None),
         user_id=next((v for v in c["user_id"] if v), None),
-        tags=_loads(next((v for v in c["tags"] if v), None)) or {},
-        metadata=_loads(next((v for v in c["metadata"] if v), None)) or {},
+        tags=_merged(c["tags"]),
+        metadata=_merged(c["metadata"]),
         span_count=len(records),
         input_tokens=sum(in_tok) if in_tok else None,
         output_tokens=sum(out_tok) if out_tok else None,

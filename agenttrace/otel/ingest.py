@@ -85,9 +85,7 @@ def decode_json(body: bytes) -> ExportTraceServiceRequest:
         _hex_ids_to_base64(data)
         return json_format.ParseDict(data, ExportTraceServiceRequest(), ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
-        raise IngestError(
-            f"JSON does not have the shape of an OTLP ExportTraceServiceRequest: {exc}"
-        ) from exc
+        raise IngestError(f"JSON does not have the shape of an OTLP ExportTraceServiceRequest: {exc}") from exc
 
 
 def _without_surrogates(value: Any) -> Any:
@@ -180,9 +178,7 @@ def request_to_columns(
     for rs in request.resource_spans:
         resource = values.attributes(rs.resource.attributes)
         resource_json = _dumps(resource)
-        default_experiment = (
-            resource.get(cv.EXPERIMENT) or resource.get("openinference.project.name") or "Default"
-        )
+        default_experiment = resource.get(cv.EXPERIMENT) or resource.get("openinference.project.name") or "Default"
         for ss in rs.scope_spans:
             scope = values.text(ss.scope.name) or None
             for span in ss.spans:
@@ -224,9 +220,7 @@ def _row(span: Any, values: _Values, resource_json: str, default_experiment: str
         for e in span.events
     ]
     facts: SpanFacts = facts_of(attrs, events)
-    parent = (
-        _hex(span.parent_span_id, 8) if span.parent_span_id and span.parent_span_id != _ZERO_SPAN else None
-    )
+    parent = _hex(span.parent_span_id, 8) if span.parent_span_id and span.parent_span_id != _ZERO_SPAN else None
     if parent is None:
         rank = 2
     elif (span.flags & _REMOTE_KNOWN and span.flags & _REMOTE) or attrs.get(cv.LOCAL_ROOT):

@@ -43,6 +43,7 @@ def _json_text(text: str) -> tuple[str, Any] | None:
         text = json.dumps(value, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")
     return text, value
 
+
 MODEL_KEYS = ("llm.model_name", "gen_ai.request.model", "gen_ai.response.model", "llm.request.model")
 INPUT_TOKEN_KEYS = (
     "llm.token_count.prompt", "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
@@ -148,9 +149,7 @@ def _older_messages(attrs: dict[str, Any], events: list[dict[str, Any]]) -> tupl
     """Messages from indexed attributes (gen_ai.prompt.N.*, llm.input_messages.N.*) or from events."""
     found: dict[str, dict[int, dict[str, Any]]] = {"in": {}, "out": {}}
     for key, value in attrs.items():
-        if not key.startswith(
-            ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.")
-        ):
+        if not key.startswith(("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.")):
             continue
         m = _INDEXED.match(key)
         if m:

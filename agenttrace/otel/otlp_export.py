@@ -61,9 +61,7 @@ def traces_url(endpoint: str, protocol: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         from agenttrace.errors import ConfigError
 
-        raise ConfigError(
-            f"otlp_endpoint {endpoint!r} is not an http(s) URL, like http://127.0.0.1:4318/v1/traces"
-        )
+        raise ConfigError(f"otlp_endpoint {endpoint!r} is not an http(s) URL, like http://127.0.0.1:4318/v1/traces")
     return endpoint.rstrip("/") + "/v1/traces" if parts.path in ("", "/") else endpoint
 
 

@@ -80,9 +80,7 @@ class Runtime:
             self.remote_processors.append(remote)
             processors.append(remote)
         # The experiment is fixed for a runtime, so it rides on the resource, not on every span.
-        self.provider = build_provider(
-            self.settings.sample_rate, processors, {cv.EXPERIMENT: self.settings.experiment}
-        )
+        self.provider = build_provider(self.settings.sample_rate, processors, {cv.EXPERIMENT: self.settings.experiment})
         self.tracer = self.provider.get_tracer("agenttrace")
         if self.settings.capture_global:
             attach_to_global(self.provider, processors)
