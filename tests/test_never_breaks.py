@@ -263,3 +263,13 @@ def test_sampled_out_calls_do_not_serialise_their_arguments() -> None:
         work(Watched())
     kept = len(agenttrace.search_traces(max_results=1000))
     assert 40 < kept < 160 and len(seen) == kept  # serialised exactly for the traces kept
+
+
+def test_configure_inside_a_traced_call_warns_about_the_span_it_strands(caplog) -> None:
+    @agenttrace.trace
+    def outer():
+        agenttrace.configure(experiment="moved")
+        return "still works"
+
+    assert outer() == "still works"
+    assert "ended after tracing was reconfigured" in caplog.text and "'outer'" in caplog.text

@@ -120,6 +120,7 @@ class CountingBatchProcessor(SpanProcessor):
         self.max_queue_size = max_queue_size
         self.ended = 0
         self.dropped = 0
+        self._closed = False
         self._inner = BatchSpanProcessor(
             exporter,
             max_queue_size=max_queue_size,
@@ -131,6 +132,16 @@ class CountingBatchProcessor(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
+        if self._closed:
+            # A span that outlived its runtime (configure() was called inside a traced call).
+            self.dropped += 1
+            if self.dropped == 1:
+                logger.warning(
+                    "agenttrace: span %r ended after tracing was reconfigured and was not stored; "
+                    "call configure() before tracing starts, not inside a traced call",
+                    span.name,
+                )
+            return
         if self.ended - self.exporter.done >= self.max_queue_size:
             self.dropped += 1
             if self.dropped == 1:
@@ -147,4 +158,5 @@ class CountingBatchProcessor(SpanProcessor):
         return self._inner.force_flush(timeout_millis) and self.exporter.force_flush(timeout_millis)
 
     def shutdown(self) -> None:
+        self._closed = True
         self._inner.shutdown()
