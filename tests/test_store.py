@@ -172,3 +172,24 @@ def test_cli_reads_while_another_process_is_tracing(tmp_path: Path) -> None:
     assert seen == sorted(seen) and seen[-1] > 0
     _connection.forget_prepared()
     assert DuckDBStore(path).count_traces() == total
+
+
+def test_spans_still_queued_at_exit_are_written(tmp_path: Path) -> None:
+    path = tmp_path / "exit.duckdb"
+    script = textwrap.dedent(
+        """
+        import sys, agenttrace
+        agenttrace.configure(store=sys.argv[1], schedule_delay_ms=60_000)  # nothing leaves before exit
+
+        @agenttrace.trace
+        def step(i):
+            return i
+
+        for i in range(3000):
+            step(i)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    _connection.forget_prepared()
+    assert DuckDBStore(path).count_traces() == 3000
