@@ -81,6 +81,11 @@ def rows_to_columns(rows: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
     return {name: list(column) for name, column in zip(_COLUMN_NAMES, zip(*rows, strict=True), strict=True)}
 
 
+# A span with only these attributes (what the decorator makes) takes the short path below.
+_PLAIN_KEYS = frozenset({cv.SPAN_TYPE, cv.INPUTS, cv.OUTPUTS})
+_NO_TRACE_FIELDS = (None,) * 7  # run_id, session_id, user_id, tags, metadata, agent_name, agent_version
+
+
 def spans_to_rows(spans: Sequence[ReadableSpan]) -> list[tuple[Any, ...]]:
     """One tuple of plain values per span, in the order of the batch columns.
 
@@ -94,6 +99,7 @@ def spans_to_rows(spans: Sequence[ReadableSpan]) -> list[tuple[Any, ...]]:
     first_of = cv.first_of
     error_code = StatusCode.ERROR
     lifted = cv.LIFTED
+    plain = _PLAIN_KEYS
     for span in spans:
         ctx = span.context
         attrs = dict(span.attributes) if span.attributes else {}
@@ -113,8 +119,38 @@ def spans_to_rows(spans: Sequence[ReadableSpan]) -> list[tuple[Any, ...]]:
         if cached is None:
             res_attrs = dict(resource.attributes) if resource is not None else {}
             cached = resources[id(resource)] = (_dumps(res_attrs), res_attrs.get(cv.EXPERIMENT))
-        rest = {k: v for k, v in attrs.items() if k not in lifted} if attrs else attrs
         scope = span.instrumentation_scope
+        events = span.events  # a property that copies: read it once
+        if attrs.keys() <= plain:
+            # The common span, as our decorator makes it: type, inputs, outputs and nothing else.
+            rows.append(
+                (
+                    format(ctx.trace_id, "032x"),
+                    format(ctx.span_id, "016x"),
+                    None if parent is None else format(parent.span_id, "016x"),
+                    _text(span.name),
+                    get(cv.SPAN_TYPE) or "UNKNOWN",
+                    "ERROR" if status.status_code is error_code else "OK",
+                    status.description,
+                    start,
+                    end,
+                    (end - start) / 1e6,
+                    get(cv.INPUTS),
+                    get(cv.OUTPUTS),
+                    "{}",
+                    _dumps([_event(e) for e in events]) if events else "[]",
+                    None,
+                    None,
+                    None,
+                    cached[0],
+                    scope.name if scope is not None else None,
+                    rank,
+                    cached[1] if rank else None,
+                    *_NO_TRACE_FIELDS,
+                )
+            )
+            continue
+        rest = {k: v for k, v in attrs.items() if k not in lifted} if attrs else attrs
         rows.append(
             (
                 format(ctx.trace_id, "032x"),
@@ -130,7 +166,7 @@ def spans_to_rows(spans: Sequence[ReadableSpan]) -> list[tuple[Any, ...]]:
                 _text(get(cv.INPUTS)),
                 _text(get(cv.OUTPUTS)),
                 _dumps(rest) if rest else "{}",
-                _dumps([_event(e) for e in span.events]) if span.events else "[]",
+                _dumps([_event(e) for e in events]) if events else "[]",
                 _text(first_of(attrs, cv.MODEL_KEYS)),
                 _int_or_none(first_of(attrs, cv.INPUT_TOKEN_KEYS)),
                 _int_or_none(first_of(attrs, cv.OUTPUT_TOKEN_KEYS)),
