@@ -80,3 +80,29 @@ def test_capture_global_stores_their_spans_too(tmp_path: Path) -> None:
     names = [(depth, name) for depth, name, *_ in result["ours"]]
     assert names == [(0, "web request"), (1, "agent"), (2, "tool"), (3, "http GET")]
     assert result["trace_names"] == ["web request"]
+
+
+_RECONFIGURED = textwrap.dedent(
+    """
+    import json, sys
+    from opentelemetry import trace
+    import agenttrace
+
+    agenttrace.configure(store=sys.argv[1], capture_global=True, raise_internal_errors=True)
+    agenttrace.configure(experiment="second")  # reconfigured: the global provider must follow
+    with trace.get_tracer("other-instrumentation").start_as_current_span("foreign"):
+        pass
+    agenttrace.flush()
+    frame = agenttrace.search_traces()
+    print(json.dumps({"names": list(frame.name), "experiments": list(frame.experiment)}))
+    """
+)
+
+
+def test_capture_global_follows_a_reconfigured_runtime(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _RECONFIGURED, str(tmp_path / "g.duckdb")], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"names": ["foreign"], "experiments": ["second"]}
+    assert "reconfigured" not in out.stderr

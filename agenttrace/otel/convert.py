@@ -86,7 +86,7 @@ _PLAIN_KEYS = frozenset({cv.SPAN_TYPE, cv.INPUTS, cv.OUTPUTS})
 _NO_TRACE_FIELDS = (None,) * 7  # run_id, session_id, user_id, tags, metadata, agent_name, agent_version
 
 
-def spans_to_rows(spans: Sequence[ReadableSpan]) -> list[tuple[Any, ...]]:
+def spans_to_rows(spans: Sequence[ReadableSpan], default_experiment: str | None = None) -> list[tuple[Any, ...]]:
     """One tuple of plain values per span, in the order of the batch columns.
 
     Tuples of strings and numbers are untracked by Python's cyclic garbage collector, so rows
@@ -118,7 +118,9 @@ def spans_to_rows(spans: Sequence[ReadableSpan]) -> list[tuple[Any, ...]]:
         cached = resources.get(id(resource))
         if cached is None:
             res_attrs = dict(resource.attributes) if resource is not None else {}
-            cached = resources[id(resource)] = (_dumps(res_attrs), res_attrs.get(cv.EXPERIMENT))
+            # Spans of other instrumentation (capture_global) carry no experiment: they get ours.
+            experiment = res_attrs.get(cv.EXPERIMENT) or default_experiment
+            cached = resources[id(resource)] = (_dumps(res_attrs), experiment)
         scope = span.instrumentation_scope
         events = span.events  # a property that copies: read it once
         if attrs.keys() <= plain:

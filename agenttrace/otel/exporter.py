@@ -35,8 +35,11 @@ class StoreSpanExporter(SpanExporter):
     write is logged (the first time at WARNING) and its spans counted in `failed`.
     """
 
-    def __init__(self, store: DuckDBStore, *, receive_batch: int, write_batch: int) -> None:
+    def __init__(
+        self, store: DuckDBStore, *, receive_batch: int, write_batch: int, experiment: str | None = None
+    ) -> None:
         self.store = store
+        self.experiment = experiment  # for spans whose resource names none (other instrumentation)
         self.receive_batch = receive_batch
         self.write_batch = write_batch
         self.exported = 0
@@ -47,7 +50,7 @@ class StoreSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
-            rows = spans_to_rows(spans)
+            rows = spans_to_rows(spans, self.experiment)
         except Exception as exc:
             return self._fail(len(spans), exc)
         with self._lock:

@@ -1,8 +1,8 @@
 """Building our own TracerProvider: sampler, resource and the span processors we own.
 
 We never replace the global provider: ours is private to agenttrace, and spans still nest with
-other instrumentation through OpenTelemetry's shared context. With `capture_global` the same
-processor is also added to the global SDK provider (or ours becomes global if none was set).
+other instrumentation through OpenTelemetry's shared context. With `capture_global` a forwarder
+on the global SDK provider (set up once per process) hands its spans to our current processors.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 
 from opentelemetry import trace as otel_trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
 from agenttrace.otel import conventions as cv
@@ -46,12 +47,52 @@ def build_provider(
     return provider
 
 
-def attach_to_global(provider: TracerProvider, processors: list[SpanProcessor]) -> None:
-    """Store spans that other instrumentation emits through the global provider too."""
-    current = otel_trace.get_tracer_provider()
-    if isinstance(current, TracerProvider):
-        if current is not provider:
-            for processor in processors:
-                current.add_span_processor(processor)
-        return
-    otel_trace.set_tracer_provider(provider)
+class _GlobalForwarder(SpanProcessor):
+    """Added once to the global provider; hands its spans to the processors of the current runtime.
+
+    OpenTelemetry has no way to remove a processor from a provider, nor to replace the global
+    provider, so reconfiguring must not add processors there again: it swaps our targets instead.
+    on_end runs on the thread that ended the span and only forwards.
+    """
+
+    def __init__(self) -> None:
+        self.targets: list[SpanProcessor] = []
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for target in self.targets:
+            target.on_end(span)
+
+    def shutdown(self) -> None:
+        self.targets = []
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+_forwarder: _GlobalForwarder | None = None
+
+
+def attach_to_global(processors: list[SpanProcessor]) -> None:
+    """Store spans that other instrumentation emits through the global provider too.
+
+    With no SDK provider set globally, one is set that only forwards to us (never ours, so our
+    own spans are not stored twice and a reconfigured runtime does not strand the global one).
+    """
+    global _forwarder
+    if _forwarder is None:
+        _forwarder = _GlobalForwarder()
+        current = otel_trace.get_tracer_provider()
+        if not isinstance(current, TracerProvider):
+            current = TracerProvider()
+            otel_trace.set_tracer_provider(current)
+        current.add_span_processor(_forwarder)
+    _forwarder.targets = list(processors)
+
+
+def detach_from_global(processors: list[SpanProcessor]) -> None:
+    """Stop forwarding global spans to these processors (their runtime is shutting down)."""
+    if _forwarder is not None and _forwarder.targets == list(processors):
+        _forwarder.targets = []

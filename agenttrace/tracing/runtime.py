@@ -23,7 +23,7 @@ from agenttrace.otel import conventions as cv
 from agenttrace.otel.collector import TraceCollector
 from agenttrace.otel.exporter import CountingBatchProcessor, StoreSpanExporter
 from agenttrace.otel.otlp_export import remote_exporters
-from agenttrace.otel.provider import attach_to_global, build_provider
+from agenttrace.otel.provider import attach_to_global, build_provider, detach_from_global
 from agenttrace.store import DuckDBStore
 from agenttrace.tracing.serialize import Serializer
 
@@ -46,6 +46,7 @@ class Runtime:
         self.enabled = settings.enabled
         self.run_id: str | None = None
         self._collector: TraceCollector | None = None
+        self._global_processors: list[SpanProcessor] = []
         if self.enabled:
             try:
                 self._build()
@@ -64,7 +65,12 @@ class Runtime:
             # and reach DuckDB in large ones (each transaction has a fixed cost).
             receive = min(RECEIVE_BATCH, self.settings.export_batch_size)
             self.store_processor = CountingBatchProcessor(
-                StoreSpanExporter(store, receive_batch=receive, write_batch=self.settings.export_batch_size),
+                StoreSpanExporter(
+                    store,
+                    receive_batch=receive,
+                    write_batch=self.settings.export_batch_size,
+                    experiment=self.settings.experiment,
+                ),
                 max_queue_size=self.settings.max_queue_size,
                 export_batch_size=receive,
                 schedule_delay_ms=self.settings.schedule_delay_ms,
@@ -83,7 +89,8 @@ class Runtime:
         self.provider = build_provider(self.settings.sample_rate, processors, {cv.EXPERIMENT: self.settings.experiment})
         self.tracer = self.provider.get_tracer("agenttrace")
         if self.settings.capture_global:
-            attach_to_global(self.provider, processors)
+            self._global_processors = processors
+            attach_to_global(processors)
         if self.settings.autolog:
             from agenttrace.tracing.autolog_openai import instrument  # the only integration so far
 
@@ -112,6 +119,7 @@ class Runtime:
     def shutdown(self) -> None:
         if self.provider is None:
             return
+        detach_from_global(self._global_processors)
         self.flush()
         self._report_losses()
         self.provider.shutdown()
