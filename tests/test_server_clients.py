@@ -8,7 +8,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import agenttrace
+from agenttrace.errors import ConfigError
 from agenttrace.server.grpc_ingest import start_grpc_server
 from agenttrace.server.writer import SpanWriter
 from agenttrace.store import DuckDBStore
@@ -83,6 +86,8 @@ def test_client_mode_in_process(tmp_path: Path) -> None:
         found = http_json(srv.url + "/api/traces", token="tkn")[1]
         assert found["count"] == 3 and {t["input_tokens"] for t in found["traces"]} == {2}
         assert runtime.get_runtime().lost_spans() == (0, 0)
+        with pytest.raises(ConfigError, match=r"client mode\) and has no store to read; query the server"):
+            agenttrace.search_traces()
         # A wrong token: the server refuses, tracing goes on, the failures are counted.
         agenttrace.configure(auth_token="wrong")
         assert _agent(1) == 2

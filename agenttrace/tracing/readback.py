@@ -28,6 +28,11 @@ def current_store() -> DuckDBStore:
     flush()
     if rt.store is not None:
         return rt.store
+    if rt.settings.uri:
+        raise ConfigError(
+            f"this process sends its spans to {rt.settings.uri} (client mode) and has no store to read; "
+            f"query the server instead: GET {rt.settings.uri.rstrip('/')}/api/traces"
+        )
     path = rt.settings.store
     if path is None:
         raise ConfigError("no store is configured (store=None); configure(store='agenttrace.duckdb') to read traces")
