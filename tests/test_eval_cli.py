@@ -18,16 +18,14 @@ def run(*args: str, store: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def eval_run(*extra: str, store: Path, data: Path = DATA, agent: str = AGENT) -> subprocess.CompletedProcess[str]:
+    return run("eval", "run", "--data", str(data), "--agent", agent, *extra, store=store)
+
+
 def test_eval_run_prints_summary_writes_output_and_gates(tmp_path: Path) -> None:
     store = tmp_path / "e.duckdb"
     output = tmp_path / "results.jsonl"
-    ok = run(
-        "eval",
-        "run",
-        "--data",
-        str(DATA),
-        "--agent",
-        AGENT,
+    ok = eval_run(
         "--scorer",
         "contains",
         "--scorer",
@@ -45,13 +43,7 @@ def test_eval_run_prints_summary_writes_output_and_gates(tmp_path: Path) -> None
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(rows) == 47 and {"record_id", "trace_id", "contains", "contains/rationale"} <= set(rows[0])
 
-    failing = run(
-        "eval",
-        "run",
-        "--data",
-        str(DATA),
-        "--agent",
-        AGENT,
+    failing = eval_run(
         "--scorer",
         "contains",
         "--fail-under",
@@ -71,23 +63,13 @@ def test_eval_run_prints_summary_writes_output_and_gates(tmp_path: Path) -> None
 
 def test_eval_run_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     store = tmp_path / "e.duckdb"
-    unknown = run("eval", "run", "--data", str(DATA), "--agent", AGENT, "--scorer", "containz", store=store)
+    unknown = eval_run("--scorer", "containz", store=store)
     assert unknown.returncode == 1 and "unknown scorer 'containz'; valid scorers:" in unknown.stderr
-    missing = run(
-        "eval", "run", "--data", str(tmp_path / "nope.jsonl"), "--agent", AGENT, "--scorer", "contains", store=store
-    )
+    missing = eval_run("--scorer", "contains", data=tmp_path / "nope.jsonl", store=store)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
-    bad_agent = run(
-        "eval", "run", "--data", str(DATA), "--agent", "no_such_module:fn", "--scorer", "contains", store=store
-    )
+    bad_agent = eval_run("--scorer", "contains", agent="no_such_module:fn", store=store)
     assert bad_agent.returncode == 2 and "cannot import 'no_such_module'" in bad_agent.stderr
-    bad_gate = run(
-        "eval",
-        "run",
-        "--data",
-        str(DATA),
-        "--agent",
-        AGENT,
+    bad_gate = eval_run(
         "--scorer",
         "contains",
         "--fail-under",
