@@ -79,23 +79,13 @@ def test_filters(filter_string: str, names: set[str]) -> None:
 def test_columns_order_and_limit() -> None:
     frame = agenttrace.search_traces(order_by=["duration_ms DESC"], max_results=2)
     assert list(frame.name)[0] == "chat" and len(frame) == 2
-    for column in (
-        "trace_id",
-        "name",
-        "status",
-        "start_time",
-        "duration_ms",
-        "inputs",
-        "outputs",
-        "tags",
-        "metadata",
-        "session_id",
-        "user_id",
-        "span_count",
-        "total_tokens",
-        "experiment",
-    ):
-        assert column in frame.columns
+    # The columns the README documents, in order: a change here is a change to the public API.
+    assert list(frame.columns) == [
+        "trace_id", "name", "status", "start_time", "end_time", "duration_ms", "inputs", "outputs", "tags",
+        "metadata", "session_id", "user_id", "span_count", "input_tokens", "output_tokens", "total_tokens",
+        "experiment", "run_id", "agent_name", "agent_version",
+    ]  # fmt: skip
+    assert isinstance(frame.tags[0], dict) and isinstance(frame.inputs[0], dict | type(None))
     newest_first = agenttrace.search_traces()
     assert list(newest_first.start_time) == sorted(newest_first.start_time, reverse=True)
     assert set(agenttrace.search_traces(experiment="Default").name) == {"plan_a", "plan_b", "chat", "other"}
