@@ -249,7 +249,7 @@ def test_compare_evals_finds_regressions() -> None:
         agenttrace.evaluate(RECORDS[:3], agent, scorers=["exact_match"], run_name="b")
     finally:
         ANSWERS["France"] = "Paris"
-    comparison = agenttrace.compare_evals(a.eval_run_id, "b")
+    comparison = agenttrace.compare_evals(a.eval_run_id, "b")  # a name, never read as an id prefix
     row = comparison.scorers.iloc[0]
     assert row.scorer == "exact_match" and row.delta == pytest.approx(-1 / 3) and row.pairs == 3
     assert 0 < row.p_value <= 1
@@ -328,3 +328,15 @@ def test_async_evaluation_from_inside_a_running_loop() -> None:
 
     result = asyncio.run(notebook_cell())
     assert len(result.tables["eval_results"]) == 2
+
+
+def test_runs_resolve_by_id_then_name_then_prefix(store_path: Path) -> None:
+    first = agenttrace.evaluate(RECORDS[:1], agent, scorers=["exact_match"], run_name="nightly")
+    # A second run named after the first run's id prefix: the name wins, the prefix still works when longer.
+    second = agenttrace.evaluate(RECORDS[:1], agent, scorers=["exact_match"], run_name=first.eval_run_id[:1])
+    store = DuckDBStore(store_path)
+    assert store.load_eval_run(first.eval_run_id[:1])[0]["eval_run_id"] == second.eval_run_id
+    assert store.load_eval_run("nightly")[0]["eval_run_id"] == first.eval_run_id
+    assert store.load_eval_run(first.eval_run_id[:8])[0]["eval_run_id"] == first.eval_run_id
+    with pytest.raises(EvaluationError, match="no eval run 'zz'"):
+        store.load_eval_run("zz")

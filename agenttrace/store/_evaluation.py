@@ -173,21 +173,32 @@ def list_eval_runs(con: duckdb.DuckDBPyConnection, limit: int) -> pd.DataFrame:
     return frame
 
 
+_MIN_PREFIX = 6
+
+
 def resolve_eval_run(con: duckdb.DuckDBPyConnection, ref: str) -> str:
-    """A full eval run id, a unique prefix of one, or a run name (the newest with it)."""
-    rows = con.execute(
-        "SELECT eval_run_id FROM eval_runs WHERE starts_with(eval_run_id, ?) ORDER BY started_ns DESC", [ref]
-    ).fetchall()
-    if len(rows) == 1:
-        return rows[0][0]
-    if len(rows) > 1:
-        raise EvaluationError(f"eval run prefix {ref!r} matches {len(rows)} runs; give more characters")
-    row = con.execute(
-        "SELECT eval_run_id FROM eval_runs WHERE name = ? ORDER BY started_ns DESC LIMIT 1", [ref]
-    ).fetchone()
+    """A run by full id, then by name (the newest with it), then by a unique id prefix.
+
+    Names come before prefixes: a run named "b" must not be mistaken for an id starting with b.
+    Prefixes need at least _MIN_PREFIX characters, for the same reason.
+    """
+    row = con.execute("SELECT eval_run_id FROM eval_runs WHERE eval_run_id = ?", [ref]).fetchone()
     if row is None:
-        raise EvaluationError(f"no eval run {ref!r}; list runs with `agenttrace eval list`")
-    return row[0]
+        row = con.execute(
+            "SELECT eval_run_id FROM eval_runs WHERE name = ? ORDER BY started_ns DESC LIMIT 1", [ref]
+        ).fetchone()
+    if row is not None:
+        return row[0]
+    if len(ref) >= _MIN_PREFIX:
+        rows = con.execute("SELECT eval_run_id FROM eval_runs WHERE starts_with(eval_run_id, ?)", [ref]).fetchall()
+        if len(rows) == 1:
+            return rows[0][0]
+        if len(rows) > 1:
+            raise EvaluationError(f"eval run prefix {ref!r} matches {len(rows)} runs; give more characters")
+    raise EvaluationError(
+        f"no eval run {ref!r} (by id, name, or id prefix of {_MIN_PREFIX}+ characters); "
+        "list runs with `agenttrace eval list`"
+    )
 
 
 def load_eval_run(con: duckdb.DuckDBPyConnection, ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
