@@ -111,5 +111,6 @@ def main() -> None:
     print(f"{'nested 3 deep (per call)':<34}{med['nested3']:>10.2f}{ratio['nested3']:>18.2f}")
     print(f"{'nested 3 deep (per span)':<34}{med['nested3'] / 3:>10.2f}{ratio['nested3'] / 3:>18.2f}")
 
+
 if __name__ == "__main__":
     main()

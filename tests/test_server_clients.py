@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import agenttrace
-from agenttrace.errors import ConfigError
+from agenttrace.errors import ConfigError, FilterError, TraceNotFoundError
 from agenttrace.server.grpc_ingest import start_grpc_server
 from agenttrace.server.writer import SpanWriter
 from agenttrace.store import DuckDBStore
@@ -86,13 +86,34 @@ def test_client_mode_in_process(tmp_path: Path) -> None:
         found = http_json(srv.url + "/api/traces", token="tkn")[1]
         assert found["count"] == 3 and {t["input_tokens"] for t in found["traces"]} == {2}
         assert runtime.get_runtime().lost_spans() == (0, 0)
-        with pytest.raises(ConfigError, match=r"client mode\) and has no store to read; query the server"):
-            agenttrace.search_traces()
+        # Reads and notes in client mode go to the server, in the shapes a local store gives.
+        assert _agent(10) == 11  # read-your-writes: the search flushes this span to the server first
+        frame = agenttrace.search_traces(order_by="start_time DESC")
+        local = DuckDBStore(tmp_path / "ref.duckdb")
+        local.initialise()
+        assert list(frame.columns) == list(local.search_traces().columns)
+        assert len(frame) == 4 and str(frame["start_time"].dtype).startswith("datetime64")
+        newest = frame.iloc[0]
+        assert newest["inputs"] == {"x": 10} and newest["outputs"] == 11
+        trace = agenttrace.get_trace(newest["trace_id"])
+        assert [(s.name, s.span_type) for s in trace] == [("_agent", "AGENT"), ("inner", "LLM")]
+        assert trace.root.inputs == {"x": 10} and trace.root.outputs == 11
+        note = agenttrace.log_feedback(newest["trace_id"], "helpful", True, rationale="ok", source="human:ana")
+        assert (note.kind, note.source_type, note.source_id, note.value) == ("feedback", "HUMAN", "ana", True)
+        assert [a.name for a in agenttrace.get_trace(newest["trace_id"]).assessments] == ["helpful"]
+        with pytest.raises(TraceNotFoundError, match="0" * 32):
+            agenttrace.get_trace("0" * 32)
+        with pytest.raises(FilterError, match="nope"):
+            agenttrace.search_traces("nope = 1")
+        with pytest.raises(ConfigError, match=r"client mode\) and has no store file for datasets"):
+            agenttrace.load_dataset("qa")
         # A wrong token: the server refuses, tracing goes on, the failures are counted.
         agenttrace.configure(auth_token="wrong")
         assert _agent(1) == 2
         agenttrace.flush()
         assert runtime.get_runtime().lost_spans() == (0, 2)
+        with pytest.raises(ConfigError, match="refused the token"):
+            agenttrace.search_traces()
 
 
 def test_grpc_ingest_from_the_standard_exporter(tmp_path: Path) -> None:

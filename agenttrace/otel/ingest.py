@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from agenttrace.errors import IngestError
 from agenttrace.otel import conventions as cv
-from agenttrace.otel.ingest_mapping import SpanFacts, facts_of
+from agenttrace.otel.ingest_mapping import SpanFacts, dumps, facts_of
 
 __all__ = ["IngestResult", "decode_json", "decode_protobuf", "request_to_columns"]
 
@@ -35,13 +35,13 @@ COLUMN_NAMES = (
     "input_tokens", "output_tokens", "resource", "scope", "root_rank", "experiment", "run_id",
     "session_id", "user_id", "tags", "metadata", "agent_name", "agent_version",
 )  # fmt: skip
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 _REMOTE_KNOWN, _REMOTE = 0x100, 0x200  # SpanFlags: "parent is remote" is known / is true
 _STATUS_ERROR = 2
 _MAX_NS = 2**63 - 1  # the store keeps nanoseconds in BIGINT
 DEFAULT_MAX_VALUE_BYTES = 1 << 20
+_LIFTED = cv.LIFTED
 
 
 @dataclass
@@ -160,12 +160,17 @@ class _Values:
         return f"{s[: self.max_bytes // 8]}…[agenttrace: value of {len(s)} characters cut at ingest]"
 
     def attributes(self, key_values: Any) -> dict[str, Any]:
-        value = self.value
-        return {kv.key: value(kv.value) for kv in key_values}
-
-
-def _hex(raw: bytes, size: int) -> str | None:
-    return raw.hex() if len(raw) == size else None
+        # The loop is the hottest of ingest: strings (most values) are handled inline.
+        out = {}
+        quick = self.quick
+        for kv in key_values:
+            v = kv.value
+            if v.WhichOneof("value") == "string_value":
+                text = v.string_value
+                out[kv.key] = text if len(text) <= quick else self.text(text)
+            else:
+                out[kv.key] = self.value(v)
+        return out
 
 
 def request_to_columns(
@@ -177,7 +182,7 @@ def request_to_columns(
     result = IngestResult(columns={})
     for rs in request.resource_spans:
         resource = values.attributes(rs.resource.attributes)
-        resource_json = _dumps(resource)
+        resource_json = dumps(resource)
         default_experiment = resource.get(cv.EXPERIMENT) or resource.get("openinference.project.name") or "Default"
         for ss in rs.scope_spans:
             scope = values.text(ss.scope.name) or None
@@ -210,37 +215,42 @@ def _id_problem(span: Any) -> str | None:
 
 
 def _row(span: Any, values: _Values, resource_json: str, default_experiment: str, scope: str | None) -> tuple:
+    # Runs for every ingested span: each protobuf field is read once into a local.
     attrs = values.attributes(span.attributes)
-    events = [
-        {
-            "name": values.text(e.name),
-            "timestamp_ns": e.time_unix_nano,
-            "attributes": values.attributes(e.attributes),
-        }
-        for e in span.events
-    ]
+    text = values.text
+    span_events = span.events
+    events = (
+        [
+            {"name": text(e.name), "timestamp_ns": e.time_unix_nano, "attributes": values.attributes(e.attributes)}
+            for e in span_events
+        ]
+        if span_events
+        else []
+    )
     facts: SpanFacts = facts_of(attrs, events)
-    parent = _hex(span.parent_span_id, 8) if span.parent_span_id and span.parent_span_id != _ZERO_SPAN else None
-    if parent is None:
-        rank = 2
-    elif (span.flags & _REMOTE_KNOWN and span.flags & _REMOTE) or attrs.get(cv.LOCAL_ROOT):
-        rank = 1
+    get = attrs.get
+    raw_parent = span.parent_span_id
+    if not raw_parent or raw_parent == _ZERO_SPAN:
+        parent, rank = None, 2
     else:
-        rank = 0
+        parent = raw_parent.hex()
+        flags = span.flags
+        rank = 1 if (flags & _REMOTE_KNOWN and flags & _REMOTE) or get(cv.LOCAL_ROOT) else 0
     start = span.start_time_unix_nano
     end = span.end_time_unix_nano or start
     if end < start:
         end = start
-    error = span.status.code == _STATUS_ERROR
-    rest = {k: v for k, v in attrs.items() if k not in cv.LIFTED}
+    status = span.status
+    experiment = get(cv.EXPERIMENT)
+    rest = {k: v for k, v in attrs.items() if k not in _LIFTED}
     return (
-        span.trace_id.hex(), span.span_id.hex(), parent, values.text(span.name), facts.span_type,
-        "ERROR" if error else "OK", values.text(span.status.message) or None, start, end, (end - start) / 1e6,
-        facts.inputs, facts.outputs, _dumps(rest), _dumps(events) if events else "[]", facts.model,
+        span.trace_id.hex(), span.span_id.hex(), parent, text(span.name), facts.span_type,
+        "ERROR" if status.code == _STATUS_ERROR else "OK", text(status.message) or None, start, end,
+        (end - start) / 1e6, facts.inputs, facts.outputs, dumps(rest), dumps(events) if events else "[]", facts.model,
         facts.input_tokens, facts.output_tokens, resource_json, scope, rank,
-        attrs.get(cv.EXPERIMENT) if isinstance(attrs.get(cv.EXPERIMENT), str) else default_experiment,
-        _str(attrs.get(cv.RUN_ID)), facts.session_id, facts.user_id, facts.tags, facts.metadata,
-        facts.agent_name, _str(attrs.get(cv.AGENT_VERSION)),
+        experiment if isinstance(experiment, str) else default_experiment,
+        _str(get(cv.RUN_ID)), facts.session_id, facts.user_id, facts.tags, facts.metadata,
+        facts.agent_name, _str(get(cv.AGENT_VERSION)),
     )  # fmt: skip
 
 

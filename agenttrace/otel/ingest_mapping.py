@@ -8,40 +8,33 @@ that is JSON already is kept as sent; any other string is stored as a JSON strin
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from agenttrace.otel import conventions as cv
 
-__all__ = ["SpanFacts", "facts_of"]
-
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str).encode
+__all__ = ["SpanFacts", "dumps", "facts_of"]
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-# Strict JSON: NaN and Infinity are Python's extension, and the store's JSON type refuses them.
-_loads = json.JSONDecoder(parse_constant=_no_constants).decode
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+def dumps(value: Any) -> str:
+    """Compact JSON text, non-ASCII kept as is; anything JSON has no type for becomes its str()."""
+    return orjson.dumps(value, default=str).decode()
 
 
 def _json_text(text: str) -> tuple[str, Any] | None:
-    """(text the store accepts, parsed value) if `text` is strict JSON, else None.
+    """(text, parsed value) if `text` is strict JSON the store accepts as sent, else None.
 
-    Python's parser accepts a lone surrogate escape ("\\ud800"), which the store's JSON type
-    refuses; such text is re-encoded with the lone halves replaced.
+    orjson is strict where the store's JSON type is: it refuses NaN and Infinity, numbers that
+    overflow a double, and lone surrogate escapes ("\\ud800"), all of which Python's own parser
+    lets through. Such text is then stored as a JSON string instead.
     """
     try:
-        value = _loads(text)
-    except (ValueError, RecursionError):
+        return text, orjson.loads(text)
+    except orjson.JSONDecodeError:
         return None
-    if _SURROGATE_ESCAPE.search(text):
-        text = json.dumps(value, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")
-    return text, value
 
 
 MODEL_KEYS = ("llm.model_name", "gen_ai.request.model", "gen_ai.response.model", "llm.request.model")
@@ -86,30 +79,41 @@ def facts_of(attrs: dict[str, Any], events: list[dict[str, Any]]) -> SpanFacts:
     """What our columns need, from whichever conventions the span speaks."""
     get = attrs.get
     inputs = _payload(
-        (get(cv.INPUTS), True), (get("input.value"), get("input.mime_type") == _JSON_MIME),
-        (get("traceloop.entity.input"), True), (get("gen_ai.input.messages"), True),
-    )  # fmt: skip
+        get, cv.INPUTS, "input.value", "input.mime_type", "traceloop.entity.input", "gen_ai.input.messages"
+    )
     outputs = _payload(
-        (get(cv.OUTPUTS), True), (get("output.value"), get("output.mime_type") == _JSON_MIME),
-        (get("traceloop.entity.output"), True), (get("gen_ai.output.messages"), True),
-    )  # fmt: skip
+        get, cv.OUTPUTS, "output.value", "output.mime_type", "traceloop.entity.output", "gen_ai.output.messages"
+    )
     if inputs is None or outputs is None:
         older_in, older_out = _older_messages(attrs, events)
         inputs = inputs if inputs is not None else older_in
         outputs = outputs if outputs is not None else older_out
+    tags = get(cv.TRACE_TAGS)
+    openinference_tags = get("tag.tags")
+    metadata = get(cv.TRACE_METADATA)
+    other_metadata = get("metadata")
     return SpanFacts(
-        span_type=_span_type(attrs),
-        inputs=inputs,
-        outputs=outputs,
-        model=_text(cv.first_of(attrs, MODEL_KEYS)),
-        input_tokens=_int(cv.first_of(attrs, INPUT_TOKEN_KEYS)),
-        output_tokens=_int(cv.first_of(attrs, OUTPUT_TOKEN_KEYS)),
-        session_id=_text(get(cv.SESSION_ID) or get("gen_ai.conversation.id")),
-        user_id=_text(get(cv.USER_ID)),
-        tags=_tags(get(cv.TRACE_TAGS), get("tag.tags")),
-        metadata=_json_object(get(cv.TRACE_METADATA)) or _json_object(get("metadata")),
-        agent_name=_text(get(cv.AGENT_NAME) or get("gen_ai.agent.name")),
+        _span_type(attrs),
+        inputs,
+        outputs,
+        _text(_first(get, MODEL_KEYS)),
+        _int(_first(get, INPUT_TOKEN_KEYS)),
+        _int(_first(get, OUTPUT_TOKEN_KEYS)),
+        _text(get(cv.SESSION_ID) or get("gen_ai.conversation.id")),
+        _text(get(cv.USER_ID)),
+        None if tags is None and openinference_tags is None else _tags(tags, openinference_tags),
+        (None if metadata is None else _json_object(metadata))
+        or (None if other_metadata is None else _json_object(other_metadata)),
+        _text(get(cv.AGENT_NAME) or get("gen_ai.agent.name")),
     )
+
+
+def _first(get: Any, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = get(key)
+        if value is not None:
+            return value
+    return None
 
 
 def _span_type(attrs: dict[str, Any]) -> str:
@@ -127,22 +131,32 @@ def _span_type(attrs: dict[str, Any]) -> str:
     return "UNKNOWN"
 
 
-def _payload(*candidates: tuple[Any, bool]) -> str | None:
-    """The first present value as JSON text.
+def _payload(get: Any, ours: str, value_key: str, mime_key: str, traceloop_key: str, genai_key: str) -> str | None:
+    """The first present of our attribute, OpenInference's value, OpenLLMetry's, GenAI messages, as JSON text.
 
     A string said to be JSON (ours, OpenLLMetry's, GenAI messages, or input.value with the JSON
     mime type) is kept as sent when it parses; a string that looks like an object or array is
-    tried too; anything else is stored as a JSON string.
+    tried too; anything else is stored as a JSON string. Later keys are read only when the
+    earlier ones are absent: this runs for every ingested span.
     """
-    for value, is_json in candidates:
-        if value is None:
-            continue
-        if isinstance(value, str) and (is_json or value.lstrip()[:1] in ("{", "[")):
-            parsed = _json_text(value)
-            if parsed is not None:
-                return parsed[0]
-        return _dumps(value)
-    return None
+    value = get(ours)
+    if value is not None:
+        return _as_json(value, True)
+    value = get(value_key)
+    if value is not None:
+        return _as_json(value, get(mime_key) == _JSON_MIME)
+    value = get(traceloop_key)
+    if value is None:
+        value = get(genai_key)
+    return None if value is None else _as_json(value, True)
+
+
+def _as_json(value: Any, is_json: bool) -> str:
+    if isinstance(value, str) and (is_json or value.lstrip()[:1] in ("{", "[")):
+        parsed = _json_text(value)
+        if parsed is not None:
+            return parsed[0]
+    return dumps(value)
 
 
 def _older_messages(attrs: dict[str, Any], events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
@@ -172,7 +186,7 @@ def _older_messages(attrs: dict[str, Any], events: list[dict[str, Any]]) -> tupl
         elif name == "gen_ai.choice":
             found["out"].setdefault(len(found["out"]), dict(ev))
     return tuple(  # type: ignore[return-value]
-        _dumps([msgs[i] for i in sorted(msgs)]) if msgs else None for msgs in (found["in"], found["out"])
+        dumps([msgs[i] for i in sorted(msgs)]) if msgs else None for msgs in (found["in"], found["out"])
     )
 
 
@@ -185,14 +199,14 @@ def _tags(ours: Any, openinference: Any) -> str | None:
         for tag in openinference:
             key, sep, value = str(tag).partition(":")
             tags[key] = value if sep else ""
-        return _dumps(tags)
+        return dumps(tags)
     return None
 
 
 def _json_object(value: Any) -> str | None:
     """JSON object text, or None (trace tags and metadata must be objects to be merged)."""
     if isinstance(value, dict):
-        return _dumps(value)
+        return dumps(value)
     if not isinstance(value, str):
         return None
     parsed = _json_text(value)
@@ -204,7 +218,7 @@ def _text(value: Any) -> str | None:
 
 
 def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
+    if value is None or isinstance(value, bool):  # None is the common case: no exception for it
         return None
     try:
         number = int(value)

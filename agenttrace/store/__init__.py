@@ -98,7 +98,14 @@ class DuckDBStore:
 
         For OTLP ingest, where a sender may re-send a batch; one writer thread must call it.
         """
-        known = self._run(False, _ingest.existing_span_keys, columns["trace_id"], columns["span_id"], hold=True)
+        known = self._run(
+            False,
+            _ingest.existing_span_keys,
+            columns["trace_id"],
+            columns["span_id"],
+            columns["start_time_ns"],
+            hold=True,
+        )
         fresh = _ingest.without_known(dict(columns), known)  # type: ignore[arg-type]
         return self.append_spans(fresh) if fresh["trace_id"] else 0
 

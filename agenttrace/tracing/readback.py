@@ -1,7 +1,9 @@
 """Reading traces back and annotating them, against the store tracing writes to.
 
 Each read first flushes this process's queued spans, so code that traced a call and then searches
-finds it without calling flush() itself.
+finds it without calling flush() itself. In client mode (`uri` set) the spans went to
+`agenttrace server`, so reads and notes go there too, through its REST API; a flush there returns
+once the server has stored the spans, so the same read-your-writes holds.
 """
 
 from __future__ import annotations
@@ -13,16 +15,22 @@ from agenttrace.records import Assessment, Trace
 from agenttrace.store import DuckDBStore
 from agenttrace.tracing.runtime import flush, get_runtime
 
-if TYPE_CHECKING:  # pandas loads only when a DataFrame is asked for
+if TYPE_CHECKING:  # pandas and the HTTP client load only when needed
     import pandas as pd
+
+    from agenttrace.tracing.server_reads import ServerReads
 
 __all__ = ["current_store", "get_trace", "log_expectation", "log_feedback", "search_traces"]
 
 
-def current_store() -> DuckDBStore:
-    """The store this process traces into (its queued spans flushed first), for reads and notes.
+_server_reads: dict[tuple[str, str | None], ServerReads] = {}
 
-    With tracing off the configured file is still readable; with store=None there is none.
+
+def current_store() -> DuckDBStore:
+    """The store file this process traces into (its queued spans flushed first).
+
+    With tracing off the configured file is still readable; with store=None there is none. In
+    client mode there is no file: datasets and evaluation runs need one (readback does not).
     """
     rt = get_runtime()
     flush()
@@ -30,13 +38,27 @@ def current_store() -> DuckDBStore:
         return rt.store
     if rt.settings.uri:
         raise ConfigError(
-            f"this process sends its spans to {rt.settings.uri} (client mode) and has no store to read; "
-            f"query the server instead: GET {rt.settings.uri.rstrip('/')}/api/traces"
+            f"this process sends its spans to {rt.settings.uri} (client mode) and has no store file for datasets "
+            f"and evaluation runs; run this where the store is, or unset AGENTTRACE_URI"
         )
     path = rt.settings.store
     if path is None:
         raise ConfigError("no store is configured (store=None); configure(store='agenttrace.duckdb') to read traces")
     return DuckDBStore(path, lock_timeout_s=rt.settings.lock_timeout_s)
+
+
+def _reads() -> DuckDBStore | ServerReads:
+    """Where reads and notes go: the store file, or the server in client mode."""
+    rt = get_runtime()
+    if rt.store is None and rt.settings.uri:
+        from agenttrace.tracing.server_reads import ServerReads
+
+        flush()
+        key = (rt.settings.uri, rt.settings.auth_token)
+        if key not in _server_reads:
+            _server_reads[key] = ServerReads(rt.settings.uri, rt.settings.auth_token)
+        return _server_reads[key]
+    return current_store()
 
 
 def search_traces(
@@ -55,12 +77,12 @@ def search_traces(
     if max_results < 1:
         raise ValueError(f"max_results must be at least 1, got {max_results}")
     experiments = [experiment] if isinstance(experiment, str) else experiment
-    return current_store().search_traces(filter_string, experiments, order_by, max_results)
+    return _reads().search_traces(filter_string, experiments, order_by, max_results)
 
 
 def get_trace(trace_id: str) -> Trace:
     """The whole trace with its spans and assessments; TraceNotFoundError if the id is unknown."""
-    return current_store().get_trace(trace_id)
+    return _reads().get_trace(trace_id)
 
 
 def _source(source: str | None) -> tuple[str, str | None]:
@@ -79,7 +101,7 @@ def _log(
     span_id: str | None, metadata: dict[str, Any] | None,
 ) -> Assessment:  # fmt: skip
     source_type, source_id = _source(source)
-    return current_store().log_assessment(
+    return _reads().log_assessment(
         trace_id, name, value, kind=kind, rationale=rationale, source_type=source_type, source_id=source_id,
         span_id=span_id, metadata=metadata,
     )  # fmt: skip

@@ -1,0 +1,130 @@
+"""Reads and notes in client mode: the same calls as on a local store, answered by the server's REST API.
+
+A process with `uri` set sends its spans to `agenttrace server` and opens no file, so
+`search_traces`, `get_trace`, `log_feedback` and `log_expectation` go to `/api/...` instead, with
+the same bearer token as the spans. Results have the local shapes (a DataFrame with the same
+columns, `Trace` and `Assessment` records), and the server's errors come back as the same
+exception types a local store raises.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from agenttrace import errors
+from agenttrace.records import Assessment, SpanRecord, Trace, TraceInfo
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ServerReads"]
+
+_TIME_COLUMNS = ("start_time", "end_time")
+
+
+class ServerReads:
+    """The subset of `DuckDBStore` that readback uses, over HTTP to `agenttrace server`."""
+
+    def __init__(self, uri: str, auth_token: str | None = None, timeout_s: float = 30.0) -> None:
+        self.uri = uri.rstrip("/")
+        self.timeout_s = timeout_s
+        self._session = requests.Session()  # OpenTelemetry's HTTP exporter brings requests already
+        if auth_token:
+            self._session.headers["Authorization"] = f"Bearer {auth_token}"
+
+    def __repr__(self) -> str:
+        return f"ServerReads({self.uri!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def search_traces(
+        self,
+        filter_string: str | None = None,
+        experiments: list[str] | None = None,
+        order_by: list[str] | str | None = None,
+        max_results: int = 100,
+    ) -> pd.DataFrame:
+        import pandas as pd
+
+        from agenttrace.store import TRACE_FRAME_COLUMNS
+
+        params: dict[str, Any] = {"max_results": max_results}
+        if filter_string:
+            params["filter"] = filter_string
+        if experiments:
+            params["experiment"] = list(experiments)
+        if order_by:
+            params["order_by"] = [order_by] if isinstance(order_by, str) else list(order_by)
+        rows = self._request("GET", "/api/traces", params=params)["traces"]
+        frame = pd.DataFrame(rows, columns=list(TRACE_FRAME_COLUMNS))
+        for column in _TIME_COLUMNS:
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+        return frame
+
+    def get_trace(self, trace_id: str) -> Trace:
+        data = self._request("GET", f"/api/traces/{trace_id}")
+        return Trace(
+            info=_record(TraceInfo, data["info"]),
+            spans=[_record(SpanRecord, s) for s in data["spans"]],
+            assessments=[_record(Assessment, a) for a in data["assessments"]],
+        )
+
+    def log_assessment(
+        self,
+        trace_id: str,
+        name: str,
+        value: Any,
+        *,
+        kind: str,
+        rationale: str | None = None,
+        source_type: str = "HUMAN",
+        source_id: str | None = None,
+        span_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Assessment:
+        route = "feedback" if kind == "feedback" else "expectations"
+        source = source_type.lower() + (f":{source_id}" if source_id else "")
+        body = {"name": name, "value": value, "rationale": rationale, "source": source, "span_id": span_id,
+                "metadata": metadata}  # fmt: skip
+        return _record(Assessment, self._request("POST", f"/api/traces/{trace_id}/{route}", json=body))
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._session.request(method, self.uri + path, timeout=self.timeout_s, **kwargs)
+        except requests.RequestException as exc:
+            raise errors.StoreError(
+                f"agenttrace server at {self.uri} did not answer ({type(exc).__name__}: {exc}); "
+                f"start it with `agenttrace server` or fix AGENTTRACE_URI"
+            ) from exc
+        if response.ok:
+            return response.json()
+        raise _error_from(response, self.uri)
+
+
+def _record(cls: type, data: dict[str, Any]) -> Any:
+    """A record from its dict, ignoring keys a newer server may add."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _error_from(response: requests.Response, uri: str) -> Exception:
+    """The server's error as the exception a local store would have raised."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = {}
+    message = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(message, str):  # FastAPI's own 4xx bodies ({"detail": ...}) and proxies' pages
+        message = f"{response.status_code} {response.reason}: {response.text[:300]}"
+    kind = getattr(errors, str(payload.get("type")) if isinstance(payload, dict) else "", None)
+    if response.status_code == 401:
+        return errors.ConfigError(f"agenttrace server at {uri} refused the token: {message}; set AGENTTRACE_AUTH_TOKEN")
+    if isinstance(kind, type) and issubclass(kind, errors.AgentTraceError):
+        return kind(message)
+    if response.status_code in (400, 422):
+        return ValueError(message)
+    return errors.StoreError(f"agenttrace server at {uri}: {message}")
