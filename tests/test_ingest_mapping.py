@@ -33,6 +33,16 @@ CASES: list[tuple[str, dict[str, Any], list, dict[str, Any]]] = [
         {"span_type": "RETRIEVER", "inputs": "{not json", "outputs": None},
     ),
     (
+        # JavaScript's JSON.stringify writes a lone surrogate escape for a string cut inside an emoji;
+        # the store refuses it, so the half is replaced and the structure kept.
+        "json with lone surrogate escapes",
+        {"openinference.span.kind": "CHAIN", "input.value": '{"q": "abc\\ud83d"}',
+         "input.mime_type": "application/json", "output.value": '[1e400]', "output.mime_type": "application/json",
+         "metadata": '{"k": "\\udfff"}'},
+        [],
+        {"span_type": "CHAIN", "inputs": {"q": "abc?"}, "metadata": {"k": "?"}},
+    ),
+    (
         "genai current conventions",
         {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4.1",
          "gen_ai.response.model": "gpt-4.1-2025", "gen_ai.usage.input_tokens": 30, "gen_ai.usage.output_tokens": 7,

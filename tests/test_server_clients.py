@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -89,10 +90,11 @@ def test_client_mode_in_process(tmp_path: Path) -> None:
         # Reads and notes in client mode go to the server, in the shapes a local store gives.
         assert _agent(10) == 11  # read-your-writes: the search flushes this span to the server first
         frame = agenttrace.search_traces(order_by="start_time DESC")
-        local = DuckDBStore(tmp_path / "ref.duckdb")
-        local.initialise()
-        assert list(frame.columns) == list(local.search_traces().columns)
-        assert len(frame) == 4 and str(frame["start_time"].dtype).startswith("datetime64")
+        # The same rows, columns and dtypes as a search of the server's file itself.
+        direct = DuckDBStore(tmp_path / "srv.duckdb").search_traces(None, None, "start_time DESC", 100)
+        assert len(frame) == 4
+        assert frame.dtypes.to_dict() == direct.dtypes.to_dict()
+        assert frame.to_dict(orient="records") == direct.to_dict(orient="records")
         newest = frame.iloc[0]
         assert newest["inputs"] == {"x": 10} and newest["outputs"] == 11
         trace = agenttrace.get_trace(newest["trace_id"])
@@ -101,8 +103,18 @@ def test_client_mode_in_process(tmp_path: Path) -> None:
         note = agenttrace.log_feedback(newest["trace_id"], "helpful", True, rationale="ok", source="human:ana")
         assert (note.kind, note.source_type, note.source_id, note.value) == ("feedback", "HUMAN", "ana", True)
         assert [a.name for a in agenttrace.get_trace(newest["trace_id"]).assessments] == ["helpful"]
+        # Values the local store takes (NaN, a date) are accepted too; JSON has no NaN, so REST gives None.
+        odd = agenttrace.log_feedback(newest["trace_id"], "score", float("nan"), metadata={"day": date(2026, 1, 2)})
+        stored = {a.name: a for a in agenttrace.get_trace(newest["trace_id"]).assessments}["score"]
+        assert (odd.value, odd.metadata) == (None, {"day": "2026-01-02"})
+        assert (stored.value, stored.metadata) == (None, {"day": "2026-01-02"})
         with pytest.raises(TraceNotFoundError, match="0" * 32):
             agenttrace.get_trace("0" * 32)
+        for odd_id in ("", "x?y", "a/b"):  # ids are sent as one path segment, never as a query or a route
+            with pytest.raises(TraceNotFoundError):
+                agenttrace.get_trace(odd_id)
+        with pytest.raises(ValueError, match="at most 10,000 through the server"):
+            agenttrace.search_traces(max_results=10_001)
         with pytest.raises(FilterError, match="nope"):
             agenttrace.search_traces("nope = 1")
         with pytest.raises(ConfigError, match=r"client mode\) and has no store file for datasets"):

@@ -8,6 +8,7 @@ that is JSON already is kept as sent; any other string is stored as a JSON strin
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -25,16 +26,33 @@ def dumps(value: Any) -> str:
 
 
 def _json_text(text: str) -> tuple[str, Any] | None:
-    """(text, parsed value) if `text` is strict JSON the store accepts as sent, else None.
+    """(text the store accepts, parsed value) if `text` is JSON, else None.
 
-    orjson is strict where the store's JSON type is: it refuses NaN and Infinity, numbers that
-    overflow a double, and lone surrogate escapes ("\\ud800"), all of which Python's own parser
-    lets through. Such text is then stored as a JSON string instead.
+    orjson checks the common case fast and strictly. What it refuses goes through Python's parser
+    (without NaN and Infinity, which the store's JSON type refuses), which also reads numbers past
+    a double's range and lone surrogate escapes ("\\ud800", e.g. JavaScript's JSON.stringify of a
+    string cut inside an emoji); the store refuses those escapes, so such text is re-encoded with
+    the lone halves replaced, keeping its structure.
     """
     try:
         return text, orjson.loads(text)
     except orjson.JSONDecodeError:
+        pass
+    try:
+        value = _strict_loads(text)
+    except (ValueError, RecursionError):
         return None
+    if _SURROGATE_ESCAPE.search(text):
+        text = json.dumps(value, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")
+    return text, value
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_strict_loads = json.JSONDecoder(parse_constant=_no_constants).decode
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 MODEL_KEYS = ("llm.model_name", "gen_ai.request.model", "gen_ai.response.model", "llm.request.model")

@@ -10,7 +10,10 @@ exception types a local store raises.
 from __future__ import annotations
 
 import dataclasses
+import json
+import threading
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import requests
 
@@ -23,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["ServerReads"]
 
 _TIME_COLUMNS = ("start_time", "end_time")
+_COUNT_COLUMNS = ("span_count", "input_tokens", "output_tokens", "total_tokens")
+MAX_RESULTS = 10_000  # the server's page limit (api.py)
 
 
 class ServerReads:
@@ -31,15 +36,18 @@ class ServerReads:
     def __init__(self, uri: str, auth_token: str | None = None, timeout_s: float = 30.0) -> None:
         self.uri = uri.rstrip("/")
         self.timeout_s = timeout_s
-        self._session = requests.Session()  # OpenTelemetry's HTTP exporter brings requests already
-        if auth_token:
-            self._session.headers["Authorization"] = f"Bearer {auth_token}"
+        self._headers = {"Authorization": f"Bearer {auth_token}"} if auth_token else {}
+        self._local = threading.local()  # a requests.Session per thread: sessions are not thread-safe
 
     def __repr__(self) -> str:
         return f"ServerReads({self.uri!r})"
 
-    def close(self) -> None:
-        self._session.close()
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()  # OpenTelemetry's HTTP exporter brings requests
+            session.headers.update(self._headers)
+        return session
 
     def search_traces(
         self,
@@ -52,6 +60,8 @@ class ServerReads:
 
         from agenttrace.store import TRACE_FRAME_COLUMNS
 
+        if max_results > MAX_RESULTS:
+            raise ValueError(f"max_results is at most {MAX_RESULTS:,} through the server, got {max_results:,}")
         params: dict[str, Any] = {"max_results": max_results}
         if filter_string:
             params["filter"] = filter_string
@@ -60,13 +70,22 @@ class ServerReads:
         if order_by:
             params["order_by"] = [order_by] if isinstance(order_by, str) else list(order_by)
         rows = self._request("GET", "/api/traces", params=params)["traces"]
+        # The dtypes a local search gives (DuckDB's): naive UTC times in microseconds; integer
+        # counts as int64, or as pandas' nullable Int64 when some are missing.
         frame = pd.DataFrame(rows, columns=list(TRACE_FRAME_COLUMNS))
         for column in _TIME_COLUMNS:
-            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+            times = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+            frame[column] = times.dt.tz_localize(None).astype("datetime64[us]")
+        for column in _COUNT_COLUMNS:
+            frame[column] = frame[column].astype("Int64" if frame[column].isna().any() else "int64")
         return frame
 
     def get_trace(self, trace_id: str) -> Trace:
-        data = self._request("GET", f"/api/traces/{trace_id}")
+        if not trace_id or "/" in trace_id:  # no stored id looks so, and no route can carry it
+            raise errors.TraceNotFoundError(
+                f"no trace with id {trace_id!r} in the store; list ids with `agenttrace traces list`"
+            )
+        data = self._request("GET", f"/api/traces/{quote(trace_id, safe='')}")
         return Trace(
             info=_record(TraceInfo, data["info"]),
             spans=[_record(SpanRecord, s) for s in data["spans"]],
@@ -90,19 +109,30 @@ class ServerReads:
         source = source_type.lower() + (f":{source_id}" if source_id else "")
         body = {"name": name, "value": value, "rationale": rationale, "source": source, "span_id": span_id,
                 "metadata": metadata}  # fmt: skip
-        return _record(Assessment, self._request("POST", f"/api/traces/{trace_id}/{route}", json=body))
+        # Encoded as the local store encodes values (anything else as its str(), NaN kept).
+        data = json.dumps(body, default=str).encode()
+        path = f"/api/traces/{quote(trace_id, safe='')}/{route}"
+        return _record(Assessment, self._request("POST", path, data=data, headers={"Content-Type": "application/json"}))
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            response = self._session.request(method, self.uri + path, timeout=self.timeout_s, **kwargs)
+            response = self._session().request(
+                method, self.uri + path, timeout=self.timeout_s, allow_redirects=False, **kwargs
+            )
         except requests.RequestException as exc:
             raise errors.StoreError(
-                f"agenttrace server at {self.uri} did not answer ({type(exc).__name__}: {exc}); "
-                f"start it with `agenttrace server` or fix AGENTTRACE_URI"
+                f"agenttrace server at {self.uri} did not answer within {self.timeout_s:g} s "
+                f"({type(exc).__name__}: {exc}); start it with `agenttrace server` or fix AGENTTRACE_URI"
             ) from exc
-        if response.ok:
+        if not 200 <= response.status_code < 300:
+            raise _error_from(response, self.uri)
+        try:
             return response.json()
-        raise _error_from(response, self.uri)
+        except ValueError as exc:
+            raise errors.StoreError(
+                f"{self.uri}{path} answered {response.status_code} but not with JSON: is AGENTTRACE_URI the "
+                f"address of `agenttrace server`? ({response.text[:200]!r})"
+            ) from exc
 
 
 def _record(cls: type, data: dict[str, Any]) -> Any:
