@@ -2,4 +2,6 @@
 
 from agenttrace.cli import main
 
-main()
+# Guarded: the server's converter processes are spawned, and spawning imports the main module again.
+if __name__ == "__main__":
+    main()

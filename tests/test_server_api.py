@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from agenttrace.server.auth import is_loopback, token_matches
+from agenttrace.store import DuckDBStore
 from tests.otlp_builders import make_request, make_span, new_ids
 from tests.server_harness import CliServer, ServerThread, http, http_json
 
@@ -121,3 +123,31 @@ def test_cli_server_runs_serves_and_stops_cleanly(tmp_path: Path) -> None:
     from agenttrace.store import DuckDBStore
 
     assert DuckDBStore(store).get_trace(trace_id).spans[0].name == "from-cli"
+
+
+def test_converter_processes_take_every_kind_of_body(tmp_path: Path) -> None:
+    """With --ingest-workers, bodies are converted in other processes; answers and storage are the same."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    store = tmp_path / "workers.duckdb"
+    with CliServer("--store", str(store), "--ingest-workers", "2") as srv:
+        ids = [_send(srv.url, f"pb-{i}", {"openinference.span.kind": "TOOL", "input.value": f"q{i}"}) for i in range(6)]
+        trace_id, span_id = new_ids()
+        span = {"traceId": trace_id.hex(), "spanId": span_id.hex(), "name": "js", "startTimeUnixNano": "5",
+                "endTimeUnixNano": "9"}  # fmt: skip
+        as_json = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+        assert http(srv.url + "/v1/traces", as_json.encode(), {"Content-Type": "application/json"})[0] == 200
+        status, _, body = http(srv.url + "/v1/traces", b"\x0a\xff\xff", PB)
+        assert status == 400 and b"protobuf" in body  # the worker's IngestError comes back as a 400
+        good_id, good_span = new_ids()
+        partly = make_request([make_span("ok", good_id, good_span), make_span("no ids", b"", b"")])
+        status, _, body = http(srv.url + "/v1/traces", partly.SerializeToString(), PB)
+        answer = ExportTraceServiceResponse.FromString(body)
+        assert status == 200 and answer.partial_success.rejected_spans == 1
+        health = http_json(srv.url + "/api/health")[1]["otlp"]
+        assert (health["stored"], health["spans_rejected"], health["bad_requests"]) == (8, 1, 1)
+        status, trace = http_json(f"{srv.url}/api/traces/{ids[3]}")
+        assert status == 200 and trace["spans"][0]["inputs"] == "q3"
+        code, err = srv.stop()
+    assert code in (0, -15) and "Traceback" not in err, err
+    assert DuckDBStore(store).stats()["spans"] == 8

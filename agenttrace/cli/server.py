@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -29,6 +30,10 @@ AUTH_TOKEN_ENV = "AGENTTRACE_AUTH_TOKEN"
     "--max-body-mb", default=20.0, show_default=True, type=click.FloatRange(min=0.001),
     help="Largest OTLP request accepted (after gunzip); larger ones get 413.",
 )  # fmt: skip
+@click.option(
+    "--ingest-workers", default=None, type=click.IntRange(0, 64),
+    help="Processes converting OTLP/HTTP bodies (0: in the server process). Default: one per core less one, at most 4.",
+)  # fmt: skip
 @click.option("--store", "store_path", default=None, metavar="PATH", help="DuckDB store file.")
 def server(
     host: str,
@@ -36,6 +41,7 @@ def server(
     grpc_port: int | None,
     auth_token: str | None,
     max_body_mb: float,
+    ingest_workers: int | None,
     store_path: str | None,
 ) -> None:
     """Receive OTLP traces from any process and serve the REST API (/docs), storing into one file.
@@ -61,7 +67,9 @@ def server(
         click.echo(f"send spans with AGENTTRACE_URI={url}; API docs at {url}/docs")
         sys.stdout.flush()  # scripts and tests wait for these lines
 
+    if ingest_workers is None:
+        ingest_workers = min(4, (os.cpu_count() or 1) - 1)
     serve(
         store, host=host, port=port, grpc_port=grpc_port, auth_token=auth_token,
-        max_body_bytes=int(max_body_mb * 1024 * 1024), on_ready=ready,
+        max_body_bytes=int(max_body_mb * 1024 * 1024), ingest_workers=ingest_workers, on_ready=ready,
     )  # fmt: skip

@@ -27,7 +27,7 @@ from agenttrace.errors import IngestError
 from agenttrace.otel import conventions as cv
 from agenttrace.otel.ingest_mapping import SpanFacts, dumps, facts_of
 
-__all__ = ["IngestResult", "decode_json", "decode_protobuf", "request_to_columns"]
+__all__ = ["IngestResult", "convert_body", "decode_json", "decode_protobuf", "request_to_columns"]
 
 COLUMN_NAMES = (
     "trace_id", "span_id", "parent_span_id", "name", "span_type", "status", "status_message",
@@ -59,6 +59,12 @@ class IngestResult:
         if self.truncated:
             parts.append(f"{self.truncated} attribute values above the size limit were cut to a preview")
         return "; ".join(parts)
+
+
+def convert_body(body: bytes, is_json: bool, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> IngestResult:
+    """An OTLP/HTTP body (protobuf, or JSON when `is_json`) to columns; IngestError when undecodable."""
+    request = decode_json(body) if is_json else decode_protobuf(body)
+    return request_to_columns(request, max_value_bytes)
 
 
 def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:

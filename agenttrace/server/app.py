@@ -23,6 +23,7 @@ from agenttrace.errors import (
 )
 from agenttrace.server.api import router
 from agenttrace.server.auth import BearerAuth
+from agenttrace.server.converter import BodyConverter
 from agenttrace.server.otlp_http import OTLPHttpReceiver
 from agenttrace.server.writer import SpanWriter
 from agenttrace.store import DuckDBStore
@@ -58,13 +59,15 @@ def create_app(
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     max_pending_spans: int = 200_000,
     writer: SpanWriter | None = None,
+    converter: BodyConverter | None = None,
     on_shutdown: Callable[[], None] | None = None,
 ) -> Any:
     """The server's ASGI app over `store` (created or migrated now, so a bad store fails early)."""
     store.initialise()
     owns_writer = writer is None
     writer = writer or SpanWriter(store, max_pending_spans=max_pending_spans)
-    receiver = OTLPHttpReceiver(writer, max_body_bytes=max_body_bytes, max_value_bytes=max_value_bytes)
+    converter = converter or BodyConverter(max_value_bytes)
+    receiver = OTLPHttpReceiver(writer, converter, max_body_bytes=max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,10 +1,11 @@
 """OTLP over gRPC (`TraceService/Export`), into the same writer as OTLP/HTTP.
 
-A thread-pool gRPC server: each call converts its request, submits the columns to the shared
-`SpanWriter` and answers once they are stored. Status codes as the OTLP spec says: OK (with
-`partial_success` when spans were rejected), UNAUTHENTICATED without the bearer token,
-RESOURCE_EXHAUSTED when too many spans wait (senders retry it) or the message is above the size
-limit (gRPC itself refuses it), UNAVAILABLE when the store failed (retried too).
+A thread-pool gRPC server: each call converts its request (in this process: gRPC hands it over
+parsed already), submits the batch to the shared `SpanWriter` and answers once it is stored. Status
+codes as the OTLP spec says: OK (with `partial_success` when spans were rejected), UNAUTHENTICATED
+without the bearer token, RESOURCE_EXHAUSTED when too many spans wait (senders retry it) or the
+message is above the size limit (gRPC itself refuses it), UNAVAILABLE when the store failed
+(retried too).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from agenttrace.otel.ingest import request_to_columns
 from agenttrace.server.auth import token_matches
 from agenttrace.server.writer import Overloaded, SpanWriter
+from agenttrace.store import DuckDBStore
 
 __all__ = ["start_grpc_server"]
 
@@ -36,7 +38,7 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         result = request_to_columns(request, self.max_value_bytes)
         if result.accepted:
             try:
-                self.writer.submit(result.columns).result()
+                self.writer.submit(DuckDBStore.batch_table(result.columns)).result()
             except Overloaded as exc:
                 context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
             except Exception as exc:

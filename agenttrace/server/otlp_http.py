@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agenttrace.errors import IngestError
-from agenttrace.otel.ingest import decode_json, decode_protobuf, request_to_columns
+from agenttrace.server.converter import BodyConverter
 from agenttrace.server.writer import Overloaded, SpanWriter
 
 __all__ = ["OTLPHttpReceiver"]
@@ -37,10 +37,10 @@ class _TooLarge(Exception):
 class OTLPHttpReceiver:
     """The handler of POST /v1/traces; counts what it received and rejected for /api/health."""
 
-    def __init__(self, writer: SpanWriter, *, max_body_bytes: int, max_value_bytes: int) -> None:
+    def __init__(self, writer: SpanWriter, converter: BodyConverter, *, max_body_bytes: int) -> None:
         self.writer = writer
+        self.converter = converter
         self.max_body_bytes = max_body_bytes
-        self.max_value_bytes = max_value_bytes
         self.received = 0
         self.rejected = 0
         self.bad_requests = 0
@@ -56,18 +56,17 @@ class OTLPHttpReceiver:
             body = await self._body(request)
             if encoding == "gzip":
                 body = self._gunzip(body)
-            decoded = decode_protobuf(body) if content_type == PROTOBUF else decode_json(body)
+            batch, result = await self.converter.convert(body, content_type == JSON)
         except _TooLarge as exc:
             return self._error(413, str(exc), content_type)
         except IngestError as exc:
             self.bad_requests += 1
             return self._error(400, str(exc), content_type)
-        result = request_to_columns(decoded, self.max_value_bytes)
         self.received += result.accepted + result.rejected
         self.rejected += result.rejected
-        if result.accepted:
+        if batch is not None:
             try:
-                await asyncio.wrap_future(self.writer.submit(result.columns))
+                await asyncio.wrap_future(self.writer.submit(batch))
             except Overloaded as exc:
                 return self._error(503, str(exc), content_type, retry_after="1")
             except Exception as exc:  # the store failed: retryable, nothing was written

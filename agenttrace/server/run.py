@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agenttrace.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_VALUE_BYTES, create_app
+from agenttrace.server.converter import BodyConverter
 from agenttrace.server.writer import SpanWriter
 from agenttrace.store import DuckDBStore
 
@@ -36,13 +37,18 @@ def serve(
     auth_token: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    ingest_workers: int = 0,
     on_ready: Callable[[str, int | None], None] | None = None,
 ) -> None:
-    """Serve OTLP/HTTP + REST on host:port (and OTLP/gRPC on grpc_port) until interrupted."""
+    """Serve OTLP/HTTP + REST on host:port (and OTLP/gRPC on grpc_port) until interrupted.
+
+    `ingest_workers` processes convert OTLP/HTTP bodies, so ingest is not held to one core.
+    """
     import uvicorn
 
     sock = _bind(host, port)
     writer = SpanWriter(store)
+    converter = BodyConverter(max_value_bytes, workers=ingest_workers)
     grpc_server: Any = None
     bound_grpc = None
     if grpc_port is not None:
@@ -57,11 +63,12 @@ def serve(
         # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so this runs in the lifespan.
         if grpc_server is not None:
             grpc_server.stop(grace=5).wait()
+        converter.close()
         writer.close()
 
     app = create_app(
         store, auth_token=auth_token, max_body_bytes=max_body_bytes, max_value_bytes=max_value_bytes,
-        writer=writer, on_shutdown=shutdown,
+        writer=writer, converter=converter, on_shutdown=shutdown,
     )  # fmt: skip
     url = f"http://{host}:{sock.getsockname()[1]}"
     if on_ready is not None:

@@ -1,12 +1,12 @@
-"""The server's one writer: requests hand their columns over and wait; batches are group-committed.
+"""The server's one writer: requests hand their spans over and wait; batches are group-committed.
 
-Every OTLP request (HTTP or gRPC) decodes on its own thread or task, then `submit`s its columns
-and waits for the returned future. One thread drains whatever has queued up, appends it in one
-transaction (skipping spans already stored, so a re-sent request is stored once) and resolves
-every waiting request's future. A request is answered only after its spans are in the file, so
-a success tells the sender nothing can be lost any more. When more than `max_pending_spans` wait,
-`submit` refuses at once (`Overloaded`), which the surfaces answer with 503 / RESOURCE_EXHAUSTED,
-both of which OTLP senders retry.
+Every OTLP request (HTTP or gRPC) is converted to an Arrow table (on its own thread or task, or in
+a converter process), then `submit`ted; the request waits for the returned future. One thread
+drains whatever has queued up, appends it in one transaction (skipping spans already stored, so a
+re-sent request is stored once) and resolves every waiting request's future. A request is answered
+only after its spans are in the file, so a success tells the sender nothing can be lost any more.
+When more than `max_pending_spans` wait, `submit` refuses at once (`Overloaded`), which the
+surfaces answer with 503 / RESOURCE_EXHAUSTED, both of which OTLP senders retry.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
+
+import pyarrow as pa
 
 from agenttrace.store import DuckDBStore
 
@@ -31,7 +33,7 @@ class Overloaded(Exception):
 
 
 class SpanWriter:
-    """Group-commits submitted span columns to the store on one thread (see the module docstring)."""
+    """Group-commits submitted span batches to the store on one thread (see the module docstring)."""
 
     def __init__(self, store: DuckDBStore, *, max_pending_spans: int = 200_000, max_batch_spans: int = 50_000) -> None:
         self.store = store
@@ -48,9 +50,9 @@ class SpanWriter:
         self._thread = threading.Thread(target=self._loop, name="agenttrace-server-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, columns: dict[str, list[Any]]) -> Future[int]:
-        """Queue a request's spans; the future resolves once they are stored (or fails)."""
-        n = len(columns["trace_id"])
+    def submit(self, batch: pa.Table) -> Future[int]:
+        """Queue a request's spans (a `DuckDBStore.batch_table`); the future resolves once they are stored."""
+        n = batch.num_rows
         with self._lock:
             if self._closed:
                 raise Overloaded("the server is shutting down; retry against its next start")
@@ -59,7 +61,7 @@ class SpanWriter:
                 raise Overloaded(f"{self.pending} spans are waiting for the store; retry shortly")
             self.pending += n
         future: Future[int] = Future()
-        self._queue.put((columns, future))
+        self._queue.put((batch, future))
         return future
 
     def stats(self) -> dict[str, int]:
@@ -85,7 +87,7 @@ class SpanWriter:
             if item is _STOP:
                 return
             items = [item]
-            size = len(item[0]["trace_id"])
+            size = item[0].num_rows
             stop = False
             while size < self.max_batch_spans:
                 try:
@@ -96,28 +98,28 @@ class SpanWriter:
                     stop = True
                     break
                 items.append(more)
-                size += len(more[0]["trace_id"])
+                size += more[0].num_rows
             self._write(items)
             if stop:
                 return
 
-    def _write(self, items: Sequence[tuple[dict[str, list[Any]], Future[int]]]) -> None:
+    def _write(self, items: Sequence[tuple[pa.Table, Future[int]]]) -> None:
         try:
-            self._append([columns for columns, _ in items])
+            self._append([batch for batch, _ in items])
             outcomes: list[BaseException | None] = [None] * len(items)
         except Exception as exc:
             if len(items) == 1:
                 outcomes = [exc]
             else:  # one bad request must not fail the others: write them one by one
                 outcomes = []
-                for columns, _ in items:
+                for batch, _ in items:
                     try:
-                        self._append([columns])
+                        self._append([batch])
                         outcomes.append(None)
                     except Exception as one:
                         outcomes.append(one)
-        for (columns, future), outcome in zip(items, outcomes, strict=True):
-            n = len(columns["trace_id"])
+        for (batch, future), outcome in zip(items, outcomes, strict=True):
+            n = batch.num_rows
             with self._lock:
                 self.pending -= n
                 if outcome is not None:
@@ -128,9 +130,9 @@ class SpanWriter:
                 logger.warning("agenttrace server could not store %d spans: %s", n, outcome)
                 future.set_exception(outcome)
 
-    def _append(self, batches: Sequence[dict[str, list[Any]]]) -> None:
-        merged = batches[0] if len(batches) == 1 else {k: [v for b in batches for v in b[k]] for k in batches[0]}
-        total = len(merged["trace_id"])
+    def _append(self, batches: Sequence[pa.Table]) -> None:
+        merged = batches[0] if len(batches) == 1 else pa.concat_tables(batches)
+        total = merged.num_rows
         new = self.store.append_new_spans(merged)
         with self._lock:
             self.stored += new

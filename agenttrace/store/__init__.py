@@ -83,31 +83,33 @@ class DuckDBStore:
 
     def append_spans(self, columns: Mapping[str, Sequence[Any]]) -> int:
         """Append a batch of spans given as columns (see SPAN_COLUMNS and TRACE_COLUMNS)."""
+        return self._append_table(self.batch_table(columns))
+
+    @staticmethod
+    def batch_table(columns: Mapping[str, Sequence[Any]]) -> pa.Table:
+        """The Arrow table the store appends, from columns; BatchRejectedError for values of the wrong type."""
         try:
-            batch = _writer.to_arrow(columns)
+            return _writer.to_arrow(columns)
         except _VALUE_ERRORS as exc:
             raise BatchRejectedError(f"spans with values of the wrong type: {exc}") from exc
-        experiments = set(columns.get("experiment", ())) - {None}
+
+    def _append_table(self, batch: pa.Table) -> int:
+        experiments = set(batch.column("experiment").unique().to_pylist()) - {None}
         fresh = not experiments <= self._known_experiments
         self._run(False, _writer.append_batch, batch, time.time_ns(), fresh, hold=True)
         self._known_experiments |= experiments
         return batch.num_rows
 
-    def append_new_spans(self, columns: Mapping[str, Sequence[Any]]) -> int:
+    def append_new_spans(self, batch: pa.Table | Mapping[str, Sequence[Any]]) -> int:
         """Append only the spans (by trace_id, span_id) not stored yet; returns how many were new.
 
-        For OTLP ingest, where a sender may re-send a batch; one writer thread must call it.
+        For OTLP ingest, where a sender may re-send a batch; one writer thread must call it. The
+        batch is columns or a table from `batch_table`.
         """
-        known = self._run(
-            False,
-            _ingest.existing_span_keys,
-            columns["trace_id"],
-            columns["span_id"],
-            columns["start_time_ns"],
-            hold=True,
-        )
-        fresh = _ingest.without_known(dict(columns), known)  # type: ignore[arg-type]
-        return self.append_spans(fresh) if fresh["trace_id"] else 0
+        table = batch if isinstance(batch, pa.Table) else self.batch_table(batch)
+        known = self._run(False, _ingest.existing_span_keys, table, hold=True)
+        fresh = _ingest.without_known(table, known)
+        return self._append_table(fresh) if fresh.num_rows else 0
 
     def release(self) -> None:
         """Close a connection held between batches, checkpointing the file and freeing it."""

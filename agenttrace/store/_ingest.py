@@ -11,10 +11,9 @@ the store grows, instead of every span ever stored.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = ["existing_span_keys", "without_known"]
 
@@ -25,27 +24,25 @@ WHERE s.start_time_ns BETWEEN ? AND ?
 """
 
 
-def existing_span_keys(
-    con: duckdb.DuckDBPyConnection, trace_ids: Sequence[str], span_ids: Sequence[str], start_times: Sequence[int]
-) -> set[tuple[str, str]]:
-    if not trace_ids:
+def existing_span_keys(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> set[tuple[str, str]]:
+    if not batch.num_rows:
         return set()
-    keys = pa.table({"trace_id": pa.array(trace_ids, pa.string()), "span_id": pa.array(span_ids, pa.string())})
-    con.register("incoming_keys", keys)
+    bounds = pc.min_max(batch.column("start_time_ns"))
+    con.register("incoming_keys", batch.select(["trace_id", "span_id"]))
     try:
-        return {(t, s) for t, s in con.execute(_EXISTING, [min(start_times), max(start_times)]).fetchall()}
+        return set(con.execute(_EXISTING, [bounds["min"].as_py(), bounds["max"].as_py()]).fetchall())
     finally:
         con.unregister("incoming_keys")
 
 
-def without_known(columns: dict[str, list], known: set[tuple[str, str]]) -> dict[str, list]:
+def without_known(batch: pa.Table, known: set[tuple[str, str]]) -> pa.Table:
     """The batch less the spans in `known` and less repeats inside the batch itself."""
+    keys = pc.binary_join_element_wise(batch.column("trace_id"), batch.column("span_id"), ":")
+    if not known and pc.count_distinct(keys).as_py() == batch.num_rows:
+        return batch  # the common case, decided without a Python loop over the rows
     seen = set(known)
     keep = []
-    for i, key in enumerate(zip(columns["trace_id"], columns["span_id"], strict=True)):
-        if key not in seen:
-            seen.add(key)
-            keep.append(i)
-    if len(keep) == len(columns["trace_id"]):
-        return columns
-    return {name: [values[i] for i in keep] for name, values in columns.items()}
+    for key in zip(batch.column("trace_id").to_pylist(), batch.column("span_id").to_pylist(), strict=True):
+        keep.append(key not in seen)
+        seen.add(key)
+    return batch.filter(pa.array(keep, pa.bool_()))
