@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +153,28 @@ def test_converter_processes_take_every_kind_of_body(tmp_path: Path) -> None:
         code, err = srv.stop()
     assert code in (0, -15) and "Traceback" not in err, err
     assert DuckDBStore(store).stats()["spans"] == 8
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the converter process through /proc")
+def test_a_dead_converter_process_costs_no_request(tmp_path: Path) -> None:
+    with CliServer("--store", str(tmp_path / "dead.duckdb"), "--ingest-workers", "1") as srv:
+        _send(srv.url, "before", {})
+        workers = [
+            int(p.parent.name)
+            for p in Path("/proc").glob("[0-9]*/cmdline")
+            if _parent_of(p.parent) == srv.proc.pid and b"spawn_main" in p.read_bytes()
+        ]
+        assert len(workers) == 1
+        os.kill(workers[0], signal.SIGKILL)
+        after = [_send(srv.url, f"after-{i}", {}) for i in range(3)]  # converted in the server from now on
+        assert http_json(srv.url + "/api/health")[1]["otlp"]["stored"] == 4
+        assert http_json(f"{srv.url}/api/traces/{after[-1]}")[1]["spans"][0]["name"] == "after-2"
+        code, err = srv.stop()
+    assert "converter process died" in err and "Traceback" not in err, err
+
+
+def _parent_of(proc_dir: Path) -> int | None:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
