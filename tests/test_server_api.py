@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -156,21 +157,54 @@ def test_converter_processes_take_every_kind_of_body(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the converter process through /proc")
-def test_a_dead_converter_process_costs_no_request(tmp_path: Path) -> None:
+def test_converter_processes_survive_ctrl_c_and_are_replaced_when_killed(tmp_path: Path) -> None:
     with CliServer("--store", str(tmp_path / "dead.duckdb"), "--ingest-workers", "1") as srv:
         _send(srv.url, "before", {})
-        workers = [
-            int(p.parent.name)
-            for p in Path("/proc").glob("[0-9]*/cmdline")
-            if _parent_of(p.parent) == srv.proc.pid and b"spawn_main" in p.read_bytes()
-        ]
-        assert len(workers) == 1
-        os.kill(workers[0], signal.SIGKILL)
-        after = [_send(srv.url, f"after-{i}", {}) for i in range(3)]  # converted in the server from now on
-        assert http_json(srv.url + "/api/health")[1]["otlp"]["stored"] == 4
+        worker = _converter_pids(srv.proc.pid)
+        assert len(worker) == 1
+        # Ctrl-C reaches the whole process group: the converter ignores it, the server decides.
+        os.kill(worker[0], signal.SIGINT)
+        _send(srv.url, "after-ctrl-c", {})
+        assert _converter_pids(srv.proc.pid) == worker
+        # A converter that dies is replaced; the requests after it are converted by the new one.
+        os.kill(worker[0], signal.SIGKILL)
+        after = [_send(srv.url, f"after-{i}", {}) for i in range(3)]
+        replacement = _converter_pids(srv.proc.pid)
+        assert len(replacement) == 1 and replacement != worker
+        health = http_json(srv.url + "/api/health")[1]["otlp"]
+        assert (health["stored"], health["converter_restarts"]) == (5, 1)
         assert http_json(f"{srv.url}/api/traces/{after[-1]}")[1]["spans"][0]["name"] == "after-2"
         code, err = srv.stop()
-    assert "converter process died" in err and "Traceback" not in err, err
+    assert "a converter process died; starting a new one" in err and "Traceback" not in err, err
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the converter process through /proc")
+def test_converter_processes_end_with_a_killed_server(tmp_path: Path) -> None:
+    srv = CliServer("--store", str(tmp_path / "killed.duckdb"), "--ingest-workers", "2").start()
+    _send(srv.url, "one", {})
+    workers = _converter_pids(srv.proc.pid)
+    assert len(workers) == 2
+    srv.proc.kill()  # no shutdown: the converters must notice by themselves
+    srv.proc.communicate(timeout=30)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+def _converter_pids(server_pid: int) -> list[int]:
+    return sorted(
+        int(p.parent.name)
+        for p in Path("/proc").glob("[0-9]*/cmdline")
+        if _parent_of(p.parent) == server_pid and b"spawn_main" in _read(p)
+    )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""  # the process ended meanwhile
 
 
 def _parent_of(proc_dir: Path) -> int | None:

@@ -31,7 +31,7 @@ AUTH_TOKEN_ENV = "AGENTTRACE_AUTH_TOKEN"
     help="Largest OTLP request accepted (after gunzip); larger ones get 413.",
 )  # fmt: skip
 @click.option(
-    "--ingest-workers", default=None, type=click.IntRange(0, 64),
+    "--ingest-workers", default=None, type=click.IntRange(0, 32),
     help="Processes converting OTLP/HTTP bodies (0: in the server process). Default: one per core less one, at most 4.",
 )  # fmt: skip
 @click.option("--store", "store_path", default=None, metavar="PATH", help="DuckDB store file.")
@@ -68,7 +68,8 @@ def server(
         sys.stdout.flush()  # scripts and tests wait for these lines
 
     if ingest_workers is None:
-        ingest_workers = min(4, (os.cpu_count() or 1) - 1)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        ingest_workers = min(4, cores - 1)
     serve(
         store, host=host, port=port, grpc_port=grpc_port, auth_token=auth_token,
         max_body_bytes=int(max_body_mb * 1024 * 1024), ingest_workers=ingest_workers, on_ready=ready,

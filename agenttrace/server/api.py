@@ -53,6 +53,8 @@ def health(request: Request) -> dict[str, Any]:
             "spans_received": state.receiver.received,
             "spans_rejected": state.receiver.rejected,
             "bad_requests": state.receiver.bad_requests,
+            "converter_processes": state.receiver.converter.workers,
+            "converter_restarts": state.receiver.converter.renewed,
             **state.writer.stats(),
         },
     }

@@ -4,8 +4,15 @@ Decoding and converting a request is Python work (about 15 us a span) that holds
 lock, so in one process it caps ingest at about one core. With workers, the server process only
 reads bodies, hands them over and appends the tables that come back; a table travels as Arrow IPC
 bytes, so nothing is pickled value by value. Workers are spawned, not forked: the server process
-has threads (the writer, DuckDB's) that a fork would copy in an unknown state. If a worker dies,
-the pool is dropped with a warning and conversion goes on in this process.
+has threads (the writer, DuckDB's) that a fork would copy in an unknown state. Workers ignore
+SIGINT and SIGTERM: Ctrl-C or a service manager signals the whole process group, and the server
+stops its workers itself once the requests in flight are answered. A worker whose server died
+without stopping it (killed, out of memory) notices within a second and exits.
+
+If a worker dies, the pool is replaced and the request that met the broken pool is converted on
+the new one. A body during which converters die twice in a row gets a retryable 503
+(`ConverterUnavailable`), never a try in the server process, where a body that kills its
+converter would take the server down with it.
 """
 
 from __future__ import annotations
@@ -13,6 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import signal
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -21,7 +32,7 @@ import pyarrow as pa
 from agenttrace.otel.ingest import IngestResult, convert_body
 from agenttrace.store import DuckDBStore
 
-__all__ = ["BodyConverter"]
+__all__ = ["BodyConverter", "ConverterUnavailable"]
 
 logger = logging.getLogger("agenttrace")
 
@@ -43,6 +54,24 @@ def _convert_to_ipc(body: bytes, is_json: bool, max_value_bytes: int) -> tuple[b
     return sink.getvalue().to_pybytes(), result
 
 
+class ConverterUnavailable(Exception):
+    """The converter process died converting this request; the sender should retry it."""
+
+
+def _init_worker(server_pid: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_server, args=(server_pid,), name="agenttrace-server-watch", daemon=True).start()
+
+
+def _exit_with_server(server_pid: int) -> None:
+    # Ignoring SIGTERM means nothing else would end a worker whose server was killed outright.
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != server_pid:
+            os._exit(0)
+
+
 def _ready() -> None:
     """Submitted once per worker at start, so the first request does not wait for a spawn."""
 
@@ -53,28 +82,46 @@ class BodyConverter:
     def __init__(self, max_value_bytes: int, workers: int = 0) -> None:
         self.max_value_bytes = max_value_bytes
         self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
-        if workers > 0:
-            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-            for _ in range(workers):
-                self._pool.submit(_ready)
+        self.renewed = 0  # pools replaced after a worker died, for the health endpoint
+        self._pool = self._new_pool() if workers > 0 else None
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(os.getpid(),),
+        )
+        for _ in range(self.workers):
+            pool.submit(_ready)
+        return pool
+
+    def _renew(self, broken: ProcessPoolExecutor) -> ProcessPoolExecutor | None:
+        if self._pool is broken:  # the first request to find it broken replaces it, once
+            logger.warning("agenttrace server: a converter process died; starting a new one")
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            self.renewed += 1
+        return self._pool
 
     async def convert(self, body: bytes, is_json: bool) -> tuple[pa.Table | None, IngestResult]:
         """(the accepted spans as a batch table, or None; what was accepted, rejected or cut)."""
         pool = self._pool
         if pool is None:
             return _to_table(convert_body(body, is_json, self.max_value_bytes))
-        try:
-            ipc, result = await asyncio.get_running_loop().run_in_executor(
-                pool, _convert_to_ipc, body, is_json, self.max_value_bytes
-            )
-        except BrokenProcessPool:
-            logger.warning("agenttrace server: a converter process died; converting in the server process from now on")
-            self._pool = None
-            return _to_table(convert_body(body, is_json, self.max_value_bytes))
-        return (None if ipc is None else pa.ipc.open_stream(ipc).read_all()), result
+        loop = asyncio.get_running_loop()
+        for _ in range(2):  # the pool may have broken before this body reached it: one more try
+            if pool is None:
+                raise ConverterUnavailable("the server is shutting down; retry against its next start")
+            try:
+                ipc, result = await loop.run_in_executor(pool, _convert_to_ipc, body, is_json, self.max_value_bytes)
+            except BrokenProcessPool:
+                pool = self._renew(pool)
+                continue
+            return (None if ipc is None else pa.ipc.open_stream(ipc).read_all()), result
+        raise ConverterUnavailable("converter processes died twice converting this request; retry it")
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

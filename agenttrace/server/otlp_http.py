@@ -4,7 +4,8 @@
     400  the body cannot be decoded as an ExportTraceServiceRequest
     413  the body (before or after gunzip) is larger than `max_body_bytes`
     415  a content type other than application/x-protobuf or application/json, or an unknown encoding
-    503  too many spans waiting for the store, or the store is busy: OTLP senders retry it
+    503  too many spans waiting for the store, the store is busy, or the converter process died
+         converting the body: OTLP senders retry it
 
 Error bodies are a `google.rpc.Status` in the request's encoding, as the OTLP spec says.
 """
@@ -21,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agenttrace.errors import IngestError
-from agenttrace.server.converter import BodyConverter
+from agenttrace.server.converter import BodyConverter, ConverterUnavailable
 from agenttrace.server.writer import Overloaded, SpanWriter
 
 __all__ = ["OTLPHttpReceiver"]
@@ -62,6 +63,8 @@ class OTLPHttpReceiver:
         except IngestError as exc:
             self.bad_requests += 1
             return self._error(400, str(exc), content_type)
+        except ConverterUnavailable as exc:
+            return self._error(503, str(exc), content_type, retry_after="1")
         self.received += result.accepted + result.rejected
         self.rejected += result.rejected
         if batch is not None:
