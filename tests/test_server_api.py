@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,10 +131,16 @@ def test_cli_server_runs_serves_and_stops_cleanly(tmp_path: Path) -> None:
 
 def test_converter_processes_take_every_kind_of_body(tmp_path: Path) -> None:
     """With --ingest-workers, bodies are converted in other processes; answers and storage are the same."""
+    import grpc
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
     store = tmp_path / "workers.duckdb"
-    with CliServer("--store", str(store), "--ingest-workers", "2") as srv:
+    with CliServer("--store", str(store), "--ingest-workers", "2", "--grpc-port", "0") as srv:
+        grpc_port = re.search(r"OTLP/gRPC on \S+:(\d+)", srv.proc.stdout.readline()).group(1)  # type: ignore[union-attr]
+        grpc_id, grpc_span = new_ids()
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            TraceServiceStub(channel).Export(make_request([make_span("over-grpc", grpc_id, grpc_span)]), timeout=30)
         ids = [_send(srv.url, f"pb-{i}", {"openinference.span.kind": "TOOL", "input.value": f"q{i}"}) for i in range(6)]
         trace_id, span_id = new_ids()
         span = {"traceId": trace_id.hex(), "spanId": span_id.hex(), "name": "js", "startTimeUnixNano": "5",
@@ -148,12 +155,13 @@ def test_converter_processes_take_every_kind_of_body(tmp_path: Path) -> None:
         answer = ExportTraceServiceResponse.FromString(body)
         assert status == 200 and answer.partial_success.rejected_spans == 1
         health = http_json(srv.url + "/api/health")[1]["otlp"]
-        assert (health["stored"], health["spans_rejected"], health["bad_requests"]) == (8, 1, 1)
+        assert (health["stored"], health["spans_rejected"], health["bad_requests"]) == (9, 1, 1)
+        assert http_json(f"{srv.url}/api/traces/{grpc_id.hex()}")[1]["spans"][0]["name"] == "over-grpc"
         status, trace = http_json(f"{srv.url}/api/traces/{ids[3]}")
         assert status == 200 and trace["spans"][0]["inputs"] == "q3"
         code, err = srv.stop()
     assert code in (0, -15) and "Traceback" not in err, err
-    assert DuckDBStore(store).stats()["spans"] == 8
+    assert DuckDBStore(store).stats()["spans"] == 9
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the converter process through /proc")

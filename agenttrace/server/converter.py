@@ -1,4 +1,4 @@
-"""Turning OTLP/HTTP bodies into Arrow batches, in this process or in worker processes.
+"""Turning OTLP bodies into Arrow batches, in this process or in worker processes.
 
 Decoding and converting a request is Python work (about 15 us a span) that holds the interpreter
 lock, so in one process it caps ingest at about one core. With workers, the server process only
@@ -83,6 +83,7 @@ class BodyConverter:
         self.max_value_bytes = max_value_bytes
         self.workers = workers
         self.renewed = 0  # pools replaced after a worker died, for the health endpoint
+        self._lock = threading.Lock()
         self._pool = self._new_pool() if workers > 0 else None
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -97,24 +98,30 @@ class BodyConverter:
         return pool
 
     def _renew(self, broken: ProcessPoolExecutor) -> ProcessPoolExecutor | None:
-        if self._pool is broken:  # the first request to find it broken replaces it, once
-            logger.warning("agenttrace server: a converter process died; starting a new one")
-            broken.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
-            self.renewed += 1
-        return self._pool
+        with self._lock:
+            if self._pool is broken:  # the first request to find it broken replaces it, once
+                logger.warning("agenttrace server: a converter process died; starting a new one")
+                broken.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._new_pool()
+                self.renewed += 1
+            return self._pool
 
     async def convert(self, body: bytes, is_json: bool) -> tuple[pa.Table | None, IngestResult]:
         """(the accepted spans as a batch table, or None; what was accepted, rejected or cut)."""
+        if self._pool is None:
+            return _to_table(convert_body(body, is_json, self.max_value_bytes))
+        return await asyncio.get_running_loop().run_in_executor(None, self.convert_blocking, body, is_json)
+
+    def convert_blocking(self, body: bytes, is_json: bool) -> tuple[pa.Table | None, IngestResult]:
+        """`convert` for threads (gRPC's), waiting for the converter process."""
         pool = self._pool
         if pool is None:
             return _to_table(convert_body(body, is_json, self.max_value_bytes))
-        loop = asyncio.get_running_loop()
         for _ in range(2):  # the pool may have broken before this body reached it: one more try
             if pool is None:
                 raise ConverterUnavailable("the server is shutting down; retry against its next start")
             try:
-                ipc, result = await loop.run_in_executor(pool, _convert_to_ipc, body, is_json, self.max_value_bytes)
+                ipc, result = pool.submit(_convert_to_ipc, body, is_json, self.max_value_bytes).result()
             except BrokenProcessPool:
                 pool = self._renew(pool)
                 continue

@@ -56,7 +56,7 @@ def serve(
 
         grpc_server, bound_grpc = start_grpc_server(
             writer, host, grpc_port, auth_token=auth_token, max_body_bytes=max_body_bytes,
-            max_value_bytes=max_value_bytes,
+            max_value_bytes=max_value_bytes, converter=converter,
         )  # fmt: skip
 
     def shutdown() -> None:
