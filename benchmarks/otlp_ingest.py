@@ -13,6 +13,7 @@ the senders while sending (the server's with its converter processes), which is 
 rate when both share this machine's cores.
 
     python benchmarks/otlp_ingest.py [--spans 40000] [--batch 2048] [--mode exporter|raw] [--rounds 3]
+                                     [--ingest-workers N]   (the server's option; default: its own)
 """
 
 from __future__ import annotations

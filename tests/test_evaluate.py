@@ -259,6 +259,8 @@ def test_compare_evals_finds_regressions() -> None:
 _INTERRUPTED = textwrap.dedent(
     """
     import itertools, os, signal, sys, time, agenttrace
+    # A shell's background job starts with SIGINT ignored, and children inherit that: restore Ctrl-C.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     agenttrace.configure(store=sys.argv[1])
     calls = itertools.count(1)
 
