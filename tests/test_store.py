@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -193,3 +196,19 @@ def test_spans_still_queued_at_exit_are_written(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     _connection.forget_prepared()
     assert DuckDBStore(path).count_traces() == 3000
+
+
+def test_ctrl_c_during_a_store_query_is_a_keyboard_interrupt(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "ctrlc.duckdb")
+    store.initialise()
+    endless = "SELECT count(*) FROM range(10000000000000) WHERE range % 7 = 3"
+    # A shell's background job may start with SIGINT ignored: this test wants Python's own handler.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):  # not DuckDB's RuntimeError("Query interrupted")
+            store._run(True, lambda con: con.execute(endless).fetchall())
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)

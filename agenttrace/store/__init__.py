@@ -75,6 +75,12 @@ class DuckDBStore:
                 raise BatchRejectedError(f"store {self.path} refused the values written: {exc}") from exc
             except duckdb.Error as exc:
                 raise StoreError(f"store {self.path}: {exc}") from exc
+            except RuntimeError as exc:
+                # DuckDB turns Ctrl-C during a query into RuntimeError("Query interrupted"): give
+                # the program back its KeyboardInterrupt, so Ctrl-C means the same with or without us.
+                if isinstance(exc.__cause__, KeyboardInterrupt):
+                    raise KeyboardInterrupt from exc
+                raise
 
     def initialise(self) -> None:
         """Create or migrate the file now, so a bad location is reported at once."""
