@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Assessment", "Score", "SpanRecord", "SpanStatus", "SpanType", "Trace", "TraceInfo"]
+__all__ = ["Assessment", "Score", "SpanRecord", "SpanStatus", "SpanType", "Trace", "TraceInfo", "parse_source"]
 
 
 class SpanType(StrEnum):
@@ -103,6 +103,22 @@ class TraceInfo:
     @property
     def start_time(self) -> datetime | None:
         return _ns_to_datetime(self.start_time_ns)
+
+
+SOURCE_TYPES = ("HUMAN", "CODE", "LLM_JUDGE")
+
+
+def parse_source(source: str | None) -> tuple[str, str | None]:
+    """An assessment's source as (type, id): "human", "code" or "llm_judge", optionally ":<id>".
+
+    None is a human without an id; "llm_judge:gpt-4o" is ("LLM_JUDGE", "gpt-4o").
+    """
+    if source is None:
+        return "HUMAN", None
+    kind, _, ident = source.partition(":")
+    if kind.upper() not in SOURCE_TYPES:
+        raise ValueError(f"source {source!r}: start it with human, code or llm_judge (e.g. 'llm_judge:gpt-4o')")
+    return kind.upper(), ident or None
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from agenttrace.records import parse_source
 from agenttrace.store import DuckDBStore
 
 __all__ = ["router"]
@@ -80,17 +81,8 @@ def get_trace(request: Request, trace_id: str) -> dict[str, Any]:
     return _store(request).get_trace(trace_id).to_dict()
 
 
-def _source(source: str | None) -> tuple[str, str | None]:
-    if source is None:
-        return "HUMAN", None
-    kind, _, ident = source.partition(":")
-    if kind.upper() not in ("HUMAN", "CODE", "LLM_JUDGE"):
-        raise ValueError(f"source {source!r}: start it with human, code or llm_judge (e.g. 'llm_judge:gpt-4o')")
-    return kind.upper(), ident or None
-
-
 def _log(request: Request, trace_id: str, body: AssessmentIn, kind: str) -> dict[str, Any]:
-    source_type, source_id = _source(body.source)
+    source_type, source_id = parse_source(body.source)
     assessment = _store(request).log_assessment(
         trace_id, body.name, body.value, kind=kind, rationale=body.rationale, source_type=source_type,
         source_id=source_id, span_id=body.span_id, metadata=body.metadata,

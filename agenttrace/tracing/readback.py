@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from agenttrace.errors import ConfigError
-from agenttrace.records import Assessment, Trace
+from agenttrace.records import Assessment, Trace, parse_source
 from agenttrace.store import DuckDBStore
 from agenttrace.tracing.runtime import flush, get_runtime
 
@@ -85,22 +85,11 @@ def get_trace(trace_id: str) -> Trace:
     return _reads().get_trace(trace_id)
 
 
-def _source(source: str | None) -> tuple[str, str | None]:
-    """ "human", "code", "llm_judge" optionally followed by ":<id>", e.g. "llm_judge:gpt-4o"."""
-    if source is None:
-        return "HUMAN", None
-    kind, _, ident = source.partition(":")
-    kind = kind.upper()
-    if kind not in ("HUMAN", "CODE", "LLM_JUDGE"):
-        raise ValueError(f"source {source!r}: start it with human, code or llm_judge (e.g. 'llm_judge:gpt-4o')")
-    return kind, ident or None
-
-
 def _log(
     kind: str, trace_id: str, name: str, value: Any, rationale: str | None, source: str | None,
     span_id: str | None, metadata: dict[str, Any] | None,
 ) -> Assessment:  # fmt: skip
-    source_type, source_id = _source(source)
+    source_type, source_id = parse_source(source)
     return _reads().log_assessment(
         trace_id, name, value, kind=kind, rationale=rationale, source_type=source_type, source_id=source_id,
         span_id=span_id, metadata=metadata,
