@@ -8,10 +8,22 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from opentelemetry.sdk.trace import SpanProcessor
 
 import agenttrace
 from agenttrace.store import DuckDBStore, _connection
 from agenttrace.tracing import runtime
+
+
+class _ExplodingProcessor(SpanProcessor):
+    def on_start(self, span, parent_context=None) -> None:
+        raise RuntimeError("tracer exploded")
+
+
+def _explode_at_span_start() -> None:
+    """Make OpenTelemetry's own span start fail, through a real processor on the real provider."""
+    agenttrace.trace(lambda: None)()  # the runtime builds its provider on first use
+    runtime.get_runtime().provider.add_span_processor(_ExplodingProcessor())
 
 
 class ExplodingMapping(Mapping):
@@ -56,13 +68,7 @@ def test_internal_errors_are_logged_once_counted_and_swallowed_in_production(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     agenttrace.configure(raise_internal_errors=False)
-    rt = runtime.get_runtime()
-
-    class BrokenTracer:
-        def start_span(self, *args, **kwargs):
-            raise RuntimeError("tracer exploded")
-
-    monkeypatch.setattr(rt, "tracer", BrokenTracer())
+    _explode_at_span_start()
     calls = []
 
     @agenttrace.trace
@@ -77,14 +83,8 @@ def test_internal_errors_are_logged_once_counted_and_swallowed_in_production(
     assert caplog.text.count("tracer exploded") == 1
 
 
-def test_internal_errors_reraise_under_the_test_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    rt = runtime.get_runtime()
-
-    class BrokenTracer:
-        def start_span(self, *args, **kwargs):
-            raise RuntimeError("tracer exploded")
-
-    monkeypatch.setattr(rt, "tracer", BrokenTracer())
+def test_internal_errors_reraise_under_the_test_setting() -> None:
+    _explode_at_span_start()
     with pytest.raises(RuntimeError, match="tracer exploded"):
         agenttrace.trace(lambda: 1)()
 
@@ -273,3 +273,45 @@ def test_configure_inside_a_traced_call_warns_about_the_span_it_strands(caplog) 
 
     assert outer() == "still works"
     assert "ended after tracing was reconfigured" in caplog.text and "'outer'" in caplog.text
+
+
+def test_an_exception_that_cannot_be_printed_still_ends_its_span() -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+    @agenttrace.trace
+    def fail() -> None:
+        raise Unprintable()
+
+    with pytest.raises(Unprintable):
+        fail()
+    span = agenttrace.get_trace(agenttrace.search_traces().trace_id[0]).root
+    assert (span.status, span.status_message) == ("ERROR", "Unprintable: <unprintable Unprintable>")
+    assert [e["name"] for e in span.events] == ["exception"]
+
+
+def test_a_generator_called_with_wrong_arguments_ends_its_span() -> None:
+    @agenttrace.trace
+    def numbers(n: int):
+        yield from range(n)
+
+    with pytest.raises(TypeError):
+        list(numbers(1, 2))  # type: ignore[call-arg]
+    span = agenttrace.get_trace(agenttrace.search_traces().trace_id[0]).root
+    assert span.status == "ERROR" and "TypeError" in span.status_message
+
+
+def test_static_attributes_of_any_type_are_stored_without_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    import datetime
+
+    @agenttrace.trace(attributes={"day": datetime.date(2026, 1, 2), "tags": ["a", "b"], "mixed": [1, "x"]})
+    def work() -> int:
+        return 1
+
+    with agenttrace.span("block", attributes={"cfg": {"k": 1}}), caplog.at_level(logging.WARNING):
+        assert work() == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    spans = {s.name: s for s in agenttrace.get_trace(agenttrace.search_traces().trace_id[0]).spans}
+    assert spans["work"].attributes["day"] == '"2026-01-02"' and spans["work"].attributes["tags"] == ["a", "b"]
+    assert spans["work"].attributes["mixed"] == '[1, "x"]' and spans["block"].attributes["cfg"] == '{"k": 1}'

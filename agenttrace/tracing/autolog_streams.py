@@ -130,6 +130,8 @@ class _StreamBase:
         self._ended = False
 
     def __getattr__(self, name: str) -> Any:  # `response`, `_iterator`, ... of the real stream
+        if name == "_stream":  # not set yet (a copy, or __del__ after a failed __init__): no recursion
+            raise AttributeError(name)
         return getattr(self._stream, name)
 
     def _collect(self, chunk: Any) -> None:

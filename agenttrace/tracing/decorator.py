@@ -8,15 +8,18 @@ behaves exactly as untraced: same return value, same exception, called once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar, overload
+
+from opentelemetry import context as otel_context
 
 from agenttrace.otel import conventions as cv
 from agenttrace.records import SpanType
 from agenttrace.tracing.runtime import get_runtime, internal_error
-from agenttrace.tracing.spans import end_error, end_ok, normalize_span_type, start
+from agenttrace.tracing.spans import end_error, end_ok, normalize_span_type, start, static_attribute_value
 
 __all__ = ["trace"]
 
@@ -95,7 +98,8 @@ def trace(
     async functions, generators and async generators (the span covers the whole iteration and the
     output is the list of yielded items, capped), and on callable objects (`trace(obj)`).
     """
-    static = {cv.SPAN_TYPE: normalize_span_type(span_type), **(attributes or {})}
+    static = {cv.SPAN_TYPE: normalize_span_type(span_type)}
+    static.update((k, static_attribute_value(v)) for k, v in (attributes or {}).items())
 
     def decorate(target: Any) -> Any:
         if isinstance(target, type):
@@ -208,8 +212,6 @@ class _Collected:
 
 def _detached_start(begin: Callable, args: tuple, kwargs: dict) -> Any:
     """Start the span for a generator; it is made current only while the generator runs."""
-    from opentelemetry import context as otel_context
-
     state = begin(args, kwargs)
     if state is None:
         return None
@@ -219,9 +221,30 @@ def _detached_start(begin: Callable, args: tuple, kwargs: dict) -> Any:
     return rt, s, ctx
 
 
-def _wrap_generator(fn: Any, begin: Callable, cap_out: bool) -> Any:
-    from opentelemetry import context as otel_context
+@contextlib.contextmanager
+def _current(ctx: Any) -> Iterator[None]:
+    token = otel_context.attach(ctx)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
+
+@contextlib.contextmanager
+def _ending(rt: Any, s: Any, ctx: Any, collected: _Collected, cap_out: bool) -> Iterator[None]:
+    """Run a generator's clean-up after an early close inside its span, which ends whether the
+    clean-up succeeds or not."""
+    with _current(ctx):
+        try:
+            yield
+        except BaseException as exc:
+            end_error(s, None, exc)
+            raise
+        else:
+            end_ok(rt, s, None, collected.output(), cap_out)
+
+
+def _wrap_generator(fn: Any, begin: Callable, cap_out: bool) -> Any:
     @functools.wraps(fn)
     def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
         state = _detached_start(begin, args, kwargs)
@@ -229,11 +252,11 @@ def _wrap_generator(fn: Any, begin: Callable, cap_out: bool) -> Any:
             return (yield from fn(*args, **kwargs))
         rt, s, ctx = state
         collected = _Collected()
-        token = otel_context.attach(ctx)
         try:
-            gen = fn(*args, **kwargs)
-        finally:
-            otel_context.detach(token)
+            gen = fn(*args, **kwargs)  # runs none of the body; fails only on arguments that do not bind
+        except BaseException as exc:
+            end_error(s, None, exc)
+            raise
         method, arg = gen.send, None
         while True:
             token = otel_context.attach(ctx)
@@ -252,19 +275,9 @@ def _wrap_generator(fn: Any, begin: Callable, cap_out: bool) -> Any:
             try:
                 arg = yield item
                 method = gen.send
-            except GeneratorExit:
-                # Closed early: the generator's own clean-up runs inside its span, which ends
-                # whether that clean-up succeeds or not.
-                token = otel_context.attach(ctx)
-                try:
+            except GeneratorExit:  # closed early: the generator's own clean-up runs inside its span
+                with _ending(rt, s, ctx, collected, cap_out):
                     gen.close()
-                except BaseException as exc:
-                    end_error(s, None, exc)
-                    raise
-                else:
-                    end_ok(rt, s, None, collected.output(), cap_out)
-                finally:
-                    otel_context.detach(token)
                 raise
             except BaseException as exc:
                 method, arg = gen.throw, exc
@@ -273,8 +286,6 @@ def _wrap_generator(fn: Any, begin: Callable, cap_out: bool) -> Any:
 
 
 def _wrap_async_generator(fn: Any, begin: Callable, cap_out: bool) -> Any:
-    from opentelemetry import context as otel_context
-
     @functools.wraps(fn)
     async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
         state = _detached_start(begin, args, kwargs)
@@ -284,7 +295,11 @@ def _wrap_async_generator(fn: Any, begin: Callable, cap_out: bool) -> Any:
             return
         rt, s, ctx = state
         collected = _Collected()
-        agen = fn(*args, **kwargs)
+        try:
+            agen = fn(*args, **kwargs)  # runs none of the body; fails only on arguments that do not bind
+        except BaseException as exc:
+            end_error(s, None, exc)
+            raise
         method, arg = agen.asend, None
         while True:
             token = otel_context.attach(ctx)
@@ -304,16 +319,8 @@ def _wrap_async_generator(fn: Any, begin: Callable, cap_out: bool) -> Any:
                 arg = yield item
                 method = agen.asend
             except GeneratorExit:
-                token = otel_context.attach(ctx)
-                try:
+                with _ending(rt, s, ctx, collected, cap_out):
                     await agen.aclose()
-                except BaseException as exc:
-                    end_error(s, None, exc)
-                    raise
-                else:
-                    end_ok(rt, s, None, collected.output(), cap_out)
-                finally:
-                    otel_context.detach(token)
                 raise
             except BaseException as exc:
                 method, arg = agen.athrow, exc

@@ -37,6 +37,14 @@ def _safe_repr(obj: Any) -> str:
         return f"<unrepresentable {type(obj).__qualname__}>"
 
 
+def safe_str(obj: Any) -> str:
+    """str(obj), or a placeholder when its __str__ raises (user objects, and exceptions, may)."""
+    try:
+        return str(obj)
+    except Exception:
+        return f"<unprintable {type(obj).__name__}>"
+
+
 def _bytes(value: bytes | bytearray | memoryview) -> str:
     raw = bytes(value)
     try:
@@ -99,7 +107,7 @@ def _default(obj: Any) -> Any:
     if hasattr(obj, "model_dump") and callable(obj.model_dump):  # pydantic v2
         return obj.model_dump(mode="json")
     if isinstance(obj, BaseException):
-        return {"type": type(obj).__name__, "message": str(obj)}
+        return {"type": type(obj).__name__, "message": safe_str(obj)}
     if isinstance(obj, Iterator):
         return f"<{type(obj).__name__} not consumed>"
     return _safe_repr(obj)

@@ -23,6 +23,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from agenttrace.otel import conventions as cv
 from agenttrace.records import SpanType
 from agenttrace.tracing.runtime import Runtime, get_runtime, internal_error
+from agenttrace.tracing.serialize import safe_str
 
 logger = logging.getLogger("agenttrace")
 
@@ -67,9 +68,10 @@ def end_ok(rt: Runtime, s: Span, token: object | None, outputs: Any, capture: bo
             otel_context.detach(token)  # type: ignore[arg-type]
         if capture and s.is_recording():
             s.set_attribute(cv.OUTPUTS, rt.serializer.to_json(outputs))
-        s.end()
     except Exception as exc:
         internal_error("end span", exc)
+    finally:
+        _end(s)
 
 
 def end_error(s: Span, token: object | None, exc: BaseException) -> None:
@@ -77,11 +79,24 @@ def end_error(s: Span, token: object | None, exc: BaseException) -> None:
         if token is not None:
             otel_context.detach(token)  # type: ignore[arg-type]
         if s.is_recording():
-            s.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            s.record_exception(exc, escaped=True)
-        s.end()
+            message = safe_str(exc)
+            s.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"))
+            try:
+                s.record_exception(exc, escaped=True)
+            except Exception:  # the exception's own __str__ raises: record what can be read of it
+                s.add_event("exception", {"exception.type": type(exc).__name__, "exception.message": message})
     except Exception as inner:
         internal_error("end span after error", inner)
+    finally:
+        _end(s)
+
+
+def _end(s: Span) -> None:
+    # Whatever failed before, the span is ended, so it is stored with what it has.
+    try:
+        s.end()
+    except Exception as exc:
+        internal_error("end span", exc)
 
 
 class LiveSpan:
@@ -130,13 +145,29 @@ class LiveSpan:
         return f"<LiveSpan {self.span_id} of trace {self.trace_id}>"
 
 
-def _attribute_value(value: Any, rt: Runtime) -> Any:
+_NOT_PLAIN = object()
+
+
+def _plain_attribute(value: Any) -> Any:
+    """The value as OpenTelemetry takes it (a primitive, or a list of one primitive type), or _NOT_PLAIN."""
     if isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, list | tuple) and all(isinstance(v, str | bool | int | float) for v in value):
         if len({type(v) for v in value}) <= 1:
             return list(value)
-    return rt.serializer.to_json(value)
+    return _NOT_PLAIN
+
+
+def _attribute_value(value: Any, rt: Runtime) -> Any:
+    plain = _plain_attribute(value)
+    return rt.serializer.to_json(value) if plain is _NOT_PLAIN else plain
+
+
+def static_attribute_value(value: Any) -> Any:
+    """`_attribute_value` at decoration time, before any runtime: anything else becomes JSON text
+    once, instead of OpenTelemetry refusing it (with a warning) on every call."""
+    plain = _plain_attribute(value)
+    return json.dumps(value, default=str, ensure_ascii=False) if plain is _NOT_PLAIN else plain
 
 
 class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") as s:`
@@ -146,7 +177,7 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
     unchanged.
     """
 
-    __slots__ = ("_name", "_attributes", "_inputs", "_state", "_live")
+    __slots__ = ("_name", "_attributes", "_inputs", "_state")
 
     def __init__(
         self,
@@ -156,25 +187,24 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
         attributes: Mapping[str, Any] | None = None,
     ) -> None:
         self._name = name
-        self._attributes = {cv.SPAN_TYPE: normalize_span_type(span_type), **(attributes or {})}
+        self._attributes = {cv.SPAN_TYPE: normalize_span_type(span_type)}
+        self._attributes.update((k, static_attribute_value(v)) for k, v in (attributes or {}).items())
         self._inputs = inputs
         self._state: tuple[Span, object] | None = None
-        self._live: LiveSpan | None = None
 
     def __enter__(self) -> LiveSpan | _NoopSpan:
         rt = get_runtime()
         if not rt.enabled:
             return _NOOP
+        if self._state is not None:
+            raise RuntimeError(f"span {self._name!r} is already open; create a new span() for each block")
         attrs = dict(self._attributes)
         if self._inputs is not None:
             attrs[cv.INPUTS] = rt.serializer.to_json(self._inputs)
-        if self._state is not None:
-            raise RuntimeError(f"span {self._name!r} is already open; create a new span() for each block")
         self._state = start(rt, self._name, attrs)
         if self._state is None:
             return _NOOP
-        self._live = LiveSpan(self._state[0], rt)
-        return self._live
+        return LiveSpan(self._state[0], rt)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
