@@ -149,7 +149,8 @@ def test_configure_autolog_and_tracing_off() -> None:
             assert is_instrumented()
             agenttrace.configure(enabled=False)
             reply = _client(stub).chat.completions.create(model="m", messages=MESSAGES)
-            assert json.loads(reply.choices[0].message.content)["value"] in (True, False)
+            assert "value" in json.loads(reply.choices[0].message.content)
+            assert agenttrace.search_traces().empty  # instrumented, but tracing is off: nothing recorded
         finally:
             agenttrace.autolog.openai(disable=True)
     with pytest.raises(agenttrace.errors.ConfigError, match="autolog"):

@@ -63,7 +63,7 @@ def test_list_search_get_and_feedback(tmp_path: Path) -> None:
         ("/api/traces?filter=" + quote("name = "), None, 400, "position"),
         ("/api/traces/0000/feedback", {"name": "x", "value": 1}, 404, "no trace"),
         ("/api/traces/0000", None, 404, "0000"),
-        ("/api/traces?max_results=0", None, 422, ""),
+        ("/api/traces?max_results=0", None, 422, "max_results"),
     ],
 )
 def test_api_errors(tmp_path: Path, path: str, payload: dict | None, status: int, says: str) -> None:
