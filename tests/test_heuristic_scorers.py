@@ -10,7 +10,7 @@ import pytest
 
 import evaluators.heuristic as heuristic
 from agenttrace.records import Score, SpanRecord, Trace, TraceInfo
-from agenttrace.scoring import Scorer, normalize_result
+from agenttrace.scoring import Scorer
 from evaluators.heuristic import (
     MRR,
     NDCG,
@@ -139,29 +139,39 @@ def test_name_override_is_per_instance():
     assert RecallAtK().name == "recall_at_k"
 
 
-def test_scorers_work_through_the_engine_call_path():
-    """The engine calls scorer(**all four arguments) and normalises the result under the scorer's name."""
-    trace = make_trace(
-        span("agent", "AGENT", 0, 90, span_id="root"),
-        span("search", "TOOL", 5, 20, parent="root", input_tokens=10, output_tokens=5),
-        span("retrieve", "RETRIEVER", 21, 30, parent="root", outputs=[{"id": "d1"}]),
-    )
-    available = {
+def test_every_builtin_scores_through_the_engine() -> None:
+    """evaluate() calls each built-in with the arguments it takes, on a real traced run, without errors."""
+    import agenttrace
+
+    @agenttrace.trace(span_type="TOOL")
+    def search(query: str) -> str:
+        return "found"
+
+    @agenttrace.trace(span_type="RETRIEVER")
+    def retrieve(query: str) -> list[dict]:
+        return [{"id": "d1"}]
+
+    def agent(question: str) -> str:
+        search(question)
+        retrieve(question)
+        with agenttrace.span("call_llm", span_type="LLM") as llm:
+            llm.set_attributes({"gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5})
+        return "The Eiffel Tower is in Paris."
+
+    record = {
         "inputs": {"question": "Where is the Eiffel Tower?"},
-        "outputs": "The Eiffel Tower is in Paris.",
         "expectations": {
             "expected_answer": "Paris",
             "expected_facts": ["Paris"],
             "relevant_doc_ids": ["d1"],
             "expected_tool_calls": ["search"],
         },
-        "trace": trace,
     }
-    for registry_name, cls in heuristic.BUILTIN_HEURISTICS.items():
-        [result] = normalize_result(registry_name, cls()(**available))
-        assert result.name == registry_name
-        assert result.rationale
-        assert result.value is not None
+    result = agenttrace.evaluate([record], agent, scorers=list(heuristic.BUILTIN_HEURISTICS))
+    table = result.tables["eval_results"]
+    assert table.error.isna().all()
+    for name in heuristic.BUILTIN_HEURISTICS:
+        assert table[name].notna().all() and table[f"{name}/error"].isna().all(), table.iloc[0].to_dict()
 
 
 # --- missing and empty expectations ----------------------------------------------------------------

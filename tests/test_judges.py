@@ -776,11 +776,14 @@ def test_make_judge_inline_template_with_categories(stub) -> None:
 
 def test_make_judge_from_a_template_file(stub, tmp_path) -> None:
     path = tmp_path / "my_judge.jinja"
-    path.write_text("Does {{ outputs }} contain <expected_answer>{{ expectations.answer }}</expected_answer>?")
+    path.write_text(
+        "Does <output>{{ outputs }}</output> contain <expected_answer>{{ expectations.answer }}</expected_answer>?"
+    )
     judge = make_judge("contains", str(path), output=bool, **opts(stub))
-    score = judge(outputs={"text": "x"}, expectations={"answer": "42"})
-    assert score.value is True  # the stub's rule: no <output> section, so it passes
-    assert '"text": "x"' in user_prompt(stub.requests[0])
+    # The stub judges by the sections the file's template renders: the answer in the output or not.
+    assert judge(outputs={"text": "it is 42"}, expectations={"answer": "42"}).value is True
+    assert judge(outputs={"text": "x"}, expectations={"answer": "42"}).value is False
+    assert '"text": "x"' in user_prompt(stub.requests[-1])
     assert make_judge("contains", path, **opts(stub)).name == "contains"
 
 
