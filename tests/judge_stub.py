@@ -237,9 +237,11 @@ class StubJudgeServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
+    handler_class: type = _Handler  # subclasses serve more routes with a handler of their own
+
     # lifecycle
     def start(self) -> StubJudgeServer:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), self.handler_class)
         self._server.stub = self
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="judge-stub", daemon=True

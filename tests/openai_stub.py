@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.judge_stub import StubJudgeServer, _Handler, _Server
+from tests.judge_stub import StubJudgeServer, _Handler
 
 __all__ = ["OpenAIStub"]
 
@@ -95,13 +95,4 @@ class _Handler2(_Handler):
 class OpenAIStub(StubJudgeServer):
     """StubJudgeServer serving streamed chat, responses and embeddings as well."""
 
-    def start(self) -> OpenAIStub:
-        import threading
-
-        self._server = _Server(("127.0.0.1", 0), _Handler2)
-        self._server.stub = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="openai-stub", daemon=True
-        )
-        self._thread.start()
-        return self
+    handler_class = _Handler2
