@@ -174,12 +174,114 @@ def _002_evaluation(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _003_span_provider_and_agent_version_id(con: duckdb.DuckDBPyConnection) -> None:
+    # The conventions mapper reads the LLM provider; the registry stamps a version's unique id.
+    con.execute("ALTER TABLE spans ADD COLUMN provider VARCHAR")
+    con.execute("ALTER TABLE traces ADD COLUMN agent_version_id VARCHAR")
+
+
+def _005_registry(con: duckdb.DuckDBPyConnection) -> None:
+    """The agent registry: agents, their versions (code fingerprint + config + prompts), aliases.
+
+    `agents.last_version` is a counter, so a deleted version's number is never given again. A
+    version's `identity` (a hash of target, code, config and prompts) is unique per agent: with
+    DuckDB's single-writer file lock it makes a concurrent re-registration find the first one.
+    `eval_runs.agent_version_id` links an evaluation to the registered version it ran.
+    """
+    con.execute(
+        """
+        CREATE TABLE agents (
+            name VARCHAR PRIMARY KEY,
+            description VARCHAR,
+            tags JSON,
+            last_version INTEGER NOT NULL,
+            created_ns BIGINT NOT NULL,
+            updated_ns BIGINT NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE agent_versions (
+            version_id VARCHAR PRIMARY KEY,   -- stamped on traces as agenttrace.agent.version_id
+            agent_name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            identity VARCHAR NOT NULL,        -- sha256 of target + code digest + config + prompts
+            target VARCHAR NOT NULL,          -- "pkg.module:attr" or "path/file.py:attr"
+            code_digest VARCHAR NOT NULL,
+            code_root VARCHAR,
+            code_files JSON,                  -- {relative path: sha256}
+            git_commit VARCHAR,
+            git_dirty BOOLEAN,
+            environment JSON,                 -- {"python": ..., "packages": {...}}
+            config JSON,
+            prompts JSON,                     -- {name: {"text": ..., "sha256": ...}}
+            description VARCHAR,
+            tags JSON,
+            created_by VARCHAR,
+            created_ns BIGINT NOT NULL,
+            run_id VARCHAR,
+            UNIQUE (agent_name, version),
+            UNIQUE (agent_name, identity)
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE agent_aliases (
+            agent_name VARCHAR NOT NULL,
+            alias VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            updated_ns BIGINT NOT NULL,
+            PRIMARY KEY (agent_name, alias)
+        )
+        """
+    )
+    con.execute("ALTER TABLE eval_runs ADD COLUMN agent_version_id VARCHAR")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_core_tables", _001_core_tables),
     ("002_evaluation", _002_evaluation),
+    ("003_span_provider_and_agent_version_id", _003_span_provider_and_agent_version_id),
+    ("005_registry", _005_registry),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)
+
+
+def declared_columns() -> dict[str, dict[str, str]]:
+    """Table name to {column: DuckDB type} for the tables `agenttrace.schema` declares."""
+    from agenttrace.schema import SPAN_COLUMNS, TRACE_COLUMNS
+    from agenttrace.store._writer import DUCKDB_TYPES
+
+    return {
+        "spans": {c.name: DUCKDB_TYPES[c.kind] for c in SPAN_COLUMNS if c.stored},
+        "traces": {c.name: DUCKDB_TYPES[c.kind] for c in TRACE_COLUMNS},
+    }
+
+
+def column_mismatches(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """How the migrated tables differ from the declaration (empty when they agree).
+
+    Run once per process when a store is opened: a column declared but not created by a migration,
+    created but not declared, or of another type is found here, not as a failed write later.
+    """
+    problems = []
+    for table, declared in declared_columns().items():
+        rows = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table]
+        ).fetchall()
+        actual = dict(rows)
+        missing = [c for c in declared if c not in actual]
+        extra = [c for c in actual if c not in declared]
+        typed = [f"{c} is {actual[c]}, declared {t}" for c, t in declared.items() if c in actual and actual[c] != t]
+        if missing:
+            problems.append(f"table {table} lacks declared columns {', '.join(missing)}")
+        if extra:
+            problems.append(f"table {table} has undeclared columns {', '.join(extra)}")
+        problems.extend(f"table {table}: {t}" for t in typed)
+    return problems
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
