@@ -3,6 +3,11 @@
 Each setting is declared once (name, environment variable, parser, default). Nothing is read at
 import time: `resolve()` reads the environment and the optional TOML file when it is called.
 The file is `agenttrace.toml` in the working folder, or the path in AGENTTRACE_CONFIG_FILE.
+
+Some settings also answer to a standard variable another tool defines (OTEL_EXPORTER_OTLP_*,
+OTEL_SERVICE_NAME, OPENAI_*). Those are environment too, so they beat the file, but they sit below
+our own AGENTTRACE_* variable: a user who names the agenttrace setting explicitly wins over a
+variable set for every OpenTelemetry or OpenAI program on the machine.
 """
 
 from __future__ import annotations
@@ -10,13 +15,13 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from agenttrace.errors import ConfigError
 
-__all__ = ["CONFIG_FILE_ENV", "DEFAULT_STORE", "Settings", "parse_headers", "resolve"]
+__all__ = ["CONFIG_FILE_ENV", "DEFAULT_STORE", "FALLBACK_ENV", "Settings", "env_name", "parse_headers", "resolve"]
 
 DEFAULT_STORE = "agenttrace.duckdb"
 CONFIG_FILE_ENV = "AGENTTRACE_CONFIG_FILE"
@@ -34,6 +39,11 @@ def _parse_bool(text: str) -> bool:
 
 def _parse_store(text: str) -> str | None:
     return None if text.strip().lower() in {"", "none", "off"} else text
+
+
+def _parse_text(text: str) -> Any:
+    """Stripped text; blank text counts as not set, so the next layer down still applies."""
+    return text.strip() or _UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,12 @@ class Settings:
     uri: str | None = None
     auth_token: str | None = None  # sent as "Authorization: Bearer ..." to the server in client mode
     autolog: Any = ()  # integrations to instrument at configure time, e.g. ["openai"]
+    # The OpenTelemetry resource's service.name; None leaves the choice to the tracer provider set-up.
+    service_name: str | None = None
+    # The OpenAI-compatible endpoint LLM judges call (evaluators.judges); also read from OPENAI_*.
+    judge_model: str | None = None
+    judge_base_url: str | None = None  # None means OpenAI itself
+    judge_api_key: str | None = field(default=None, repr=False)  # kept out of logged reprs
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -82,6 +98,18 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "uri": _parse_store,
     "auth_token": str,
     "autolog": lambda text: tuple(p.strip() for p in text.split(",") if p.strip()),
+    "service_name": _parse_text,
+    "judge_model": _parse_text,
+    "judge_base_url": _parse_text,
+    "judge_api_key": _parse_text,
+}
+
+# Settings that fall back to one standard variable, read after the file and before AGENTTRACE_*.
+FALLBACK_ENV: dict[str, str] = {
+    "service_name": "OTEL_SERVICE_NAME",
+    "judge_model": "OPENAI_MODEL",
+    "judge_base_url": "OPENAI_BASE_URL",
+    "judge_api_key": "OPENAI_API_KEY",
 }
 
 # The standard OpenTelemetry variables, read after the file and before AGENTTRACE_* ones.
@@ -92,6 +120,19 @@ OTEL_TRACES_HEADERS = "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
 OTEL_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
 OTEL_TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 OTLP_PROTOCOLS = ("http/protobuf", "grpc")
+
+
+def _standard_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings from other tools' variables: FALLBACK_ENV, then otlp_* from OTEL_EXPORTER_OTLP_*."""
+    values: dict[str, Any] = {}
+    for name, variable in FALLBACK_ENV.items():
+        raw = environ.get(variable)
+        if raw is None:
+            continue
+        value = _parse(name, raw, f"{variable}={raw!r} is invalid")
+        if value is not _UNSET:
+            values[name] = value
+    return values | _otel_environment(environ)
 
 
 def _otel_environment(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -135,7 +176,16 @@ def parse_headers(value: Any) -> dict[str, str]:
 
 
 def env_name(setting: str) -> str:
+    """The AGENTTRACE_* environment variable of a setting."""
     return f"AGENTTRACE_{setting.upper()}"
+
+
+def _parse(name: str, raw: str, problem: str) -> Any:
+    """Text through the setting's parser (_UNSET means "not set here"); a ValueError names its source."""
+    try:
+        return _PARSERS[name](raw)
+    except ValueError as exc:
+        raise ConfigError(f"{problem}: {exc}") from exc
 
 
 def _read_file(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -159,20 +209,20 @@ def resolve(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, st
     for name, raw in _read_file(environ).items():
         if name not in known:
             raise ConfigError(f"unknown setting {name!r} in config file; valid: {', '.join(sorted(known))}")
-        parse = _PARSERS.get(name)
-        try:  # TOML gives typed values; text in the file ("0.5", "false") reads as the environment does
-            values[name] = parse(raw) if parse is not None and isinstance(raw, str) else raw
-        except ValueError as exc:
-            raise ConfigError(f"{name} = {raw!r} in the config file is invalid: {exc}") from exc
-    values.update(_otel_environment(environ))
-    for name, parse in _PARSERS.items():
+        # TOML gives typed values; text in the file ("0.5", "false") reads as the environment does
+        value = raw
+        if name in _PARSERS and isinstance(raw, str):
+            value = _parse(name, raw, f"{name} = {raw!r} in the config file is invalid")
+        if value is not _UNSET:
+            values[name] = value
+    values.update(_standard_environment(environ))
+    for name in _PARSERS:
         raw = environ.get(env_name(name))
         if raw is None:
             continue
-        try:
-            values[name] = parse(raw)
-        except ValueError as exc:
-            raise ConfigError(f"{env_name(name)}={raw!r} is invalid: {exc}") from exc
+        value = _parse(name, raw, f"{env_name(name)}={raw!r} is invalid")
+        if value is not _UNSET:
+            values[name] = value
     for name, value in (overrides or {}).items():
         if name not in known:
             raise ConfigError(f"unknown setting {name!r}; valid: {', '.join(sorted(known))}")
@@ -195,6 +245,10 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "lock_timeout_s": (int, float),
     "raise_internal_errors": bool,
 }
+# Text settings that may be left unset (None) but, when set, must be non-blank text. Nothing more is
+# checked here: OPENAI_* is set for other programs too, and a value only a judge cares about (say a
+# base URL without a scheme) must not switch tracing off; the judge checks it when it is built.
+_OPTIONAL_TEXT = ("service_name", "judge_model", "judge_base_url", "judge_api_key")
 
 
 def _validate(s: Settings) -> None:
@@ -223,3 +277,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"autolog takes a list of integrations from: openai; got {s.autolog!r}")
     if s.uri is not None and not s.uri.startswith(("http://", "https://")):
         raise ConfigError(f"uri must be the http(s) URL of `agenttrace server`, not {s.uri!r}")
+    for name in _OPTIONAL_TEXT:
+        value = getattr(s, name)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(f"{name} must be non-empty text, got {value!r}")

@@ -98,6 +98,7 @@ def test_imports_point_downward(module: str, path: Path) -> None:
                 "agenttrace.scoring",
                 "agenttrace.records",
                 "agenttrace.errors",
+                "agenttrace.config",  # judges read their endpoint settings through the one settings module
             ), f"{module} imports {imported}"
 
 

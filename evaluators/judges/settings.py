@@ -1,15 +1,19 @@
-"""Where a judge finds its endpoint: argument, then AGENTTRACE_JUDGE_*, then OPENAI_*.
+"""Where a judge finds its endpoint: agenttrace's settings, resolved when a judge is built.
 
-Read when a judge (or a JudgeClient) is built, never at import, so tests and applications can set
-the environment late. Each setting is declared once below with its two variables.
+The values come from `agenttrace.config`, the one place settings are read, with its one precedence:
+argument, then AGENTTRACE_JUDGE_* (then OPENAI_*), then ``judge_model`` / ``judge_base_url`` /
+``judge_api_key`` in agenttrace.toml. This module adds only what is particular to a judge: a model
+is required, a key is required for OpenAI itself, and a local server gets a placeholder key.
+Nothing is read at import, so tests and applications can set the environment late.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from agenttrace.config import FALLBACK_ENV, env_name, resolve
+from agenttrace.errors import ConfigError
 from evaluators.judges.errors import JudgeConfigError
 
 __all__ = [
@@ -20,10 +24,15 @@ __all__ = [
     "resolve_settings",
 ]
 
-# (our variable, the OpenAI-wide fallback)
-MODEL_ENV = ("AGENTTRACE_JUDGE_MODEL", "OPENAI_MODEL")
-BASE_URL_ENV = ("AGENTTRACE_JUDGE_BASE_URL", "OPENAI_BASE_URL")
-API_KEY_ENV = ("AGENTTRACE_JUDGE_API_KEY", "OPENAI_API_KEY")
+
+def _variables(setting: str) -> tuple[str, str]:
+    return env_name(setting), FALLBACK_ENV[setting]
+
+
+# (our variable, the OpenAI-wide fallback), derived from the one declaration in agenttrace.config
+MODEL_ENV = _variables("judge_model")
+BASE_URL_ENV = _variables("judge_base_url")
+API_KEY_ENV = _variables("judge_api_key")
 
 # Local OpenAI-compatible servers (vLLM, llama.cpp, Ollama) ignore the key but the client wants one.
 _PLACEHOLDER_KEY = "not-needed"
@@ -38,41 +47,41 @@ class JudgeSettings:
     api_key: str
 
 
-def _first(arg: str | None, names: tuple[str, str], environ: Mapping[str, str]) -> str | None:
-    if arg:
-        return arg
-    for name in names:
-        value = environ.get(name, "").strip()
-        if value:
-            return value
-    return None
-
-
 def resolve_settings(
     model: str | None = None,
     base_url: str | None = None,
     api_key: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> JudgeSettings:
-    """Resolve model, base URL and key with the precedence argument > AGENTTRACE_JUDGE_* > OPENAI_*.
+    """Resolve model, base URL and key: argument > AGENTTRACE_JUDGE_* > OPENAI_* > agenttrace.toml.
+
+    Args:
+        model, base_url, api_key: explicit values; None or empty means "not given here".
+        environ: the environment to read (os.environ when None); it also locates the config file.
 
     Raises:
-        JudgeConfigError: no model is configured, or no key is configured for OpenAI itself.
+        JudgeConfigError: no model is configured, no key is configured for OpenAI itself, the base
+            URL is not http(s), or a setting is invalid (also a ConfigError).
     """
-    environ = os.environ if environ is None else environ
-    resolved_model = _first(model, MODEL_ENV, environ)
-    if not resolved_model:
+    given = {"judge_model": model, "judge_base_url": base_url, "judge_api_key": api_key}
+    try:
+        settings = resolve({name: value for name, value in given.items() if value}, environ)
+    except ConfigError as exc:
+        raise JudgeConfigError(f"cannot build a judge: {exc}") from exc
+    if not settings.judge_model:
         raise JudgeConfigError(
             "no judge model configured; pass model=... or set AGENTTRACE_JUDGE_MODEL "
             "(or OPENAI_MODEL), e.g. AGENTTRACE_JUDGE_MODEL=gpt-4o-mini"
         )
-    resolved_url = _first(base_url, BASE_URL_ENV, environ)
-    resolved_key = _first(api_key, API_KEY_ENV, environ)
-    if not resolved_key:
-        if not resolved_url:
+    url = settings.judge_base_url
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise JudgeConfigError(f"judge base URL must be http(s), e.g. http://localhost:8000/v1, not {url!r}")
+    key = settings.judge_api_key
+    if not key:
+        if not url:
             raise JudgeConfigError(
                 "no API key for the judge endpoint; pass api_key=... or set AGENTTRACE_JUDGE_API_KEY "
                 "(or OPENAI_API_KEY), or point AGENTTRACE_JUDGE_BASE_URL at a local server"
             )
-        resolved_key = _PLACEHOLDER_KEY
-    return JudgeSettings(model=resolved_model, base_url=resolved_url, api_key=resolved_key)
+        key = _PLACEHOLDER_KEY
+    return JudgeSettings(model=settings.judge_model, base_url=url, api_key=key)
