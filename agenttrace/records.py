@@ -45,7 +45,7 @@ def _ns_to_datetime(ns: int | None) -> datetime | None:
 
 @dataclass(slots=True)
 class SpanRecord:
-    """One stored span, with inputs and outputs decoded from JSON."""
+    """One stored span, with inputs and outputs decoded from JSON (columns: `agenttrace.schema`)."""
 
     trace_id: str
     span_id: str
@@ -61,8 +61,11 @@ class SpanRecord:
     events: list[dict[str, Any]] = field(default_factory=list)
     status_message: str | None = None
     model: str | None = None
+    provider: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    resource: dict[str, Any] = field(default_factory=dict)
+    scope: str | None = None
 
     @property
     def start_time(self) -> datetime:
@@ -79,7 +82,7 @@ class SpanRecord:
 
 @dataclass(slots=True)
 class TraceInfo:
-    """The summary row of a trace, as the `traces` table holds it."""
+    """The summary row of a trace, as the `traces` table holds it (see `agenttrace.schema`)."""
 
     trace_id: str
     name: str | None
@@ -99,6 +102,9 @@ class TraceInfo:
     input_tokens: int | None = None
     output_tokens: int | None = None
     total_tokens: int | None = None
+    agent_name: str | None = None
+    agent_version: str | None = None
+    agent_version_id: str | None = None
 
     @property
     def start_time(self) -> datetime | None:

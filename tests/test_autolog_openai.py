@@ -16,6 +16,16 @@ from tests.judge_stub import StubFailure, StubReply
 from tests.openai_stub import OpenAIStub
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "say hello"}]
+# The same messages in the one stored shape every instrumentation's LLM spans take.
+STORED_MESSAGES = [
+    {"role": "system", "parts": [{"type": "text", "content": "be brief"}]},
+    {"role": "user", "parts": [{"type": "text", "content": "say hello"}]},
+]
+
+
+def _reply(finish_reason: str | None = "stop") -> list[dict]:
+    message = {"role": "assistant", "parts": [{"type": "text", "content": "hello there friend"}]}
+    return [{**message, "finish_reason": finish_reason} if finish_reason else message]
 
 
 @pytest.fixture
@@ -45,8 +55,8 @@ def test_chat_completion_nested_under_the_current_span(stub: OpenAIStub) -> None
     trace = only_trace()
     assert shape(trace) == [(0, "agent", "AGENT"), (1, "chat gpt-x", "LLM")]
     span = trace.spans_of_type("LLM")[0]
-    assert span.inputs["messages"] == MESSAGES and span.inputs["temperature"] == 0.2
-    assert span.outputs == {"role": "assistant", "content": "hello there friend"}
+    assert span.inputs == STORED_MESSAGES
+    assert span.outputs == _reply()
     assert (span.model, span.input_tokens, span.output_tokens) == ("gpt-x", 7, 3)
     a = span.attributes
     assert a["gen_ai.operation.name"] == "chat" and a["gen_ai.provider.name"] == "openai"
@@ -62,7 +72,7 @@ def test_streamed_chat_is_assembled(stub: OpenAIStub) -> None:
     pieces = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
     assert "".join(pieces) == "hello there friend"
     span = _llm_span()
-    assert span.outputs == {"role": "assistant", "content": "hello there friend"}
+    assert span.outputs == _reply()
     assert (span.input_tokens, span.output_tokens) == (7, 3)
     assert span.attributes["gen_ai.response.finish_reasons"] == ["stop"]
     assert span.attributes["gen_ai.request.stream"] is True
@@ -73,7 +83,7 @@ def test_stream_closed_early_in_a_with_block(stub: OpenAIStub) -> None:
         for _chunk in stream:
             break
     span = _llm_span()
-    assert span.status == "OK" and span.outputs["role"] == "assistant"
+    assert span.status == "OK" and span.outputs[0]["role"] == "assistant"
 
 
 def test_async_chat_and_async_stream(stub: OpenAIStub) -> None:
@@ -91,7 +101,8 @@ def test_async_chat_and_async_stream(stub: OpenAIStub) -> None:
     assert agent() == ("hello there friend", "hello there friend")
     trace = only_trace()
     assert shape(trace) == [(0, "agent", "AGENT"), (1, "chat m-async", "LLM"), (1, "chat m-async", "LLM")]
-    assert [s.outputs["content"] for s in trace.spans_of_type("LLM")] == ["hello there friend"] * 2
+    texts = [s.outputs[0]["parts"][0]["content"] for s in trace.spans_of_type("LLM")]
+    assert texts == ["hello there friend"] * 2
 
 
 def test_responses_api_plain_and_streamed(stub: OpenAIStub) -> None:
@@ -106,9 +117,9 @@ def test_responses_api_plain_and_streamed(stub: OpenAIStub) -> None:
 
     assert agent() == "hello there friend"
     spans = only_trace().spans_of_type("LLM")
-    assert [s.outputs for s in spans] == ["hello there friend"] * 2
+    assert [s.outputs[0]["parts"] for s in spans] == [[{"type": "text", "content": "hello there friend"}]] * 2
     assert {(s.model, s.input_tokens, s.output_tokens) for s in spans} == {("gpt-r", 7, 3)}
-    assert spans[0].inputs == {"model": "gpt-r", "input": "say hello"}
+    assert spans[0].inputs == [{"role": "user", "parts": [{"type": "text", "content": "say hello"}]}]
 
 
 def test_embeddings(stub: OpenAIStub) -> None:

@@ -10,14 +10,15 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agenttrace.schema import SPAN_COLUMNS, Kind
 from agenttrace.errors import IngestError
-from agenttrace.otel.ingest import decode_json, decode_protobuf, request_to_columns
+from agenttrace.otel.ingest import decode_json, decode_protobuf, request_to_rows
 from agenttrace.store import DuckDBStore
 from agenttrace.store._writer import to_arrow
 from tests.otlp_builders import make_request, make_span, new_ids
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-_JSON_COLUMNS = ("inputs", "outputs", "attributes", "events", "resource", "tags", "metadata")
+_JSON_COLUMNS = tuple(c.name for c in SPAN_COLUMNS if c.kind is Kind.JSON)
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True),
@@ -30,12 +31,13 @@ json_values = st.recursive(
 )  # noqa: E501
 
 
-def _check(columns: dict[str, list[Any]]) -> None:
+def _check(rows: list[dict[str, Any]]) -> None:
     """What reaches the store: valid Arrow, strict JSON the store's JSON type accepts."""
-    to_arrow(columns)
+    to_arrow(rows)
     con = duckdb.connect()
-    for name in _JSON_COLUMNS:
-        for text in columns[name]:
+    for row in rows:
+        for name in _JSON_COLUMNS:
+            text = row.get(name)
             if text is not None:
                 con.execute("SELECT ?::JSON", [text])
 
@@ -54,7 +56,7 @@ def test_random_bytes(body: bytes) -> None:
         request = decode_protobuf(body)
     except IngestError:
         return
-    _check(request_to_columns(request).columns)
+    _check(request_to_rows(request).rows)
 
 
 @FUZZ
@@ -68,7 +70,7 @@ def test_mutated_valid_protobuf(data: st.DataObject) -> None:
         request = decode_protobuf(bytes(body))
     except IngestError:
         return
-    _check(request_to_columns(request).columns)
+    _check(request_to_rows(request).rows)
 
 
 def _otlp_json(attr_values: list[Any], trace_id: Any, span_id: Any, extra: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +108,7 @@ def test_json_of_any_shape(attr_values: list, trace_id: Any, span_id: Any, extra
         request = decode_json(body)
     except IngestError:
         return
-    _check(request_to_columns(request).columns)
+    _check(request_to_rows(request).rows)
 
 
 @FUZZ
@@ -121,7 +123,7 @@ def test_foreign_attribute_values_always_store(attributes: dict[str, Any]) -> No
             "llm.token_count.prompt", "gen_ai.prompt.0.content", "agenttrace.inputs"]  # fmt: skip
     mapped = {keys[i % len(keys)]: v for i, v in enumerate(attributes.values())} | attributes
     trace_id, span_id = new_ids()
-    _check(request_to_columns(make_request([make_span("s", trace_id, span_id, attributes=mapped)])).columns)
+    _check(request_to_rows(make_request([make_span("s", trace_id, span_id, attributes=mapped)])).rows)
 
 
 def test_lone_surrogates_from_json_never_reach_the_store(tmp_path: Path) -> None:
@@ -140,6 +142,6 @@ def test_lone_surrogates_from_json_never_reach_the_store(tmp_path: Path) -> None
     except IngestError as exc:  # protobuf refuses it: a clear 400, which is fine too
         assert "OTLP" in str(exc)
         return
-    result = request_to_columns(request)
+    result = request_to_rows(request)
     store = DuckDBStore(tmp_path / "s.duckdb")
-    assert store.append_new_spans(result.columns) == 1
+    assert store.append_new_spans(result.rows) == 1

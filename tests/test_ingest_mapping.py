@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agenttrace.otel.ingest import decode_json, decode_protobuf, request_to_columns
+from agenttrace.otel.ingest import decode_json, decode_protobuf, request_to_rows
 from agenttrace.store import DuckDBStore
 from tests.otlp_builders import make_request, make_span, new_ids
 
@@ -22,7 +22,8 @@ CASES: list[tuple[str, dict[str, Any], list, dict[str, Any]]] = [
          "session.id": "sess-1", "user.id": "ana", "tag.tags": ["prod", "team:core"],
          "metadata": '{"region": "eu"}'},
         [],
-        {"span_type": "LLM", "inputs": {"messages": [{"role": "user", "content": "hi"}]}, "outputs": "hello there",
+        {"span_type": "LLM", "inputs": [{"role": "user", "parts": [{"type": "text", "content": "hi"}]}],
+         "outputs": [{"role": "assistant", "parts": [{"type": "text", "content": "hello there"}]}],
          "model": "gpt-4o", "input_tokens": 12, "output_tokens": 4, "session_id": "sess-1", "user_id": "ana",
          "tags": {"prod": "", "team": "core"}, "metadata": {"region": "eu"}},
     ),
@@ -30,7 +31,7 @@ CASES: list[tuple[str, dict[str, Any], list, dict[str, Any]]] = [
         "openinference retriever, text input that is not json",
         {"openinference.span.kind": "RETRIEVER", "input.value": "{not json", "retrieval.documents.0.document.id": "d1"},
         [],
-        {"span_type": "RETRIEVER", "inputs": "{not json", "outputs": None},
+        {"span_type": "RETRIEVER", "inputs": "{not json", "outputs": [{"id": "d1"}]},
     ),
     (
         # JavaScript's JSON.stringify writes a lone surrogate escape for a string cut inside an emoji;
@@ -62,23 +63,27 @@ CASES: list[tuple[str, dict[str, Any], list, dict[str, Any]]] = [
          "gen_ai.completion.0.content": "hey", "gen_ai.completion.0.finish_reason": "stop"},
         [],
         {"span_type": "LLM", "model": "gpt-3.5-turbo", "input_tokens": 9, "output_tokens": 2,
-         "inputs": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
-         "outputs": [{"role": "assistant", "content": "hey", "finish_reason": "stop"}]},
+         "inputs": [{"role": "system", "parts": [{"type": "text", "content": "be brief"}]},
+                    {"role": "user", "parts": [{"type": "text", "content": "hi"}]}],
+         "outputs": [{"role": "assistant", "parts": [{"type": "text", "content": "hey"}], "finish_reason": "stop"}],
+         "provider": "openai"},
     ),
     (
         "genai older prompt and completion events",
         {"gen_ai.operation.name": "text_completion", "gen_ai.request.model": "m"},
         [("gen_ai.content.prompt", {"gen_ai.prompt": "tell a joke"}),
          ("gen_ai.content.completion", {"gen_ai.completion": "no"})],
-        {"span_type": "LLM", "inputs": [{"content": "tell a joke"}], "outputs": [{"content": "no"}]},
+        {"span_type": "LLM", "inputs": [{"role": "user", "parts": [{"type": "text", "content": "tell a joke"}]}],
+         "outputs": [{"role": "assistant", "parts": [{"type": "text", "content": "no"}]}]},
     ),
     (
         "genai per-message events",
         {"gen_ai.operation.name": "chat"},
         [("gen_ai.system.message", {"content": "sys"}), ("gen_ai.user.message", {"content": "q"}),
          ("gen_ai.choice", {"index": 0, "finish_reason": "stop", "message": '{"content": "a"}'})],
-        {"span_type": "LLM", "inputs": [{"role": "system", "content": "sys"}, {"role": "user", "content": "q"}],
-         "outputs": [{"index": 0, "finish_reason": "stop", "message": '{"content": "a"}'}]},
+        {"span_type": "LLM", "inputs": [{"role": "system", "parts": [{"type": "text", "content": "sys"}]},
+                                        {"role": "user", "parts": [{"type": "text", "content": "q"}]}],
+         "outputs": [{"role": "assistant", "parts": [{"type": "text", "content": "a"}], "finish_reason": "stop"}]},
     ),
     (
         "openllmetry workflow",
@@ -113,10 +118,10 @@ CASES: list[tuple[str, dict[str, Any], list, dict[str, Any]]] = [
 def _store_one(tmp_path: Path, attributes: dict[str, Any], events: list) -> tuple[Any, Any]:
     trace_id, span_id = new_ids()
     request = make_request([make_span("step", trace_id, span_id, attributes=attributes, events=events)])
-    result = request_to_columns(decode_protobuf(request.SerializeToString()))
+    result = request_to_rows(decode_protobuf(request.SerializeToString()))
     assert (result.accepted, result.rejected) == (1, 0)
     store = DuckDBStore(tmp_path / "ingest.duckdb")
-    store.append_new_spans(result.columns)
+    store.append_new_spans(result.rows)
     trace = store.get_trace(trace_id.hex())
     return trace, trace.spans[0]
 
@@ -126,14 +131,17 @@ def test_conventions_fill_our_columns(
     tmp_path: Path, case: str, attributes: dict, events: list, expected: dict
 ) -> None:
     trace, span = _store_one(tmp_path, attributes, events)
-    for column in ("span_type", "inputs", "outputs", "model", "input_tokens", "output_tokens"):
+    for column in ("span_type", "inputs", "outputs", "model", "provider", "input_tokens", "output_tokens"):
         if column in expected:
             assert getattr(span, column) == expected[column], column
     for column in ("session_id", "user_id", "tags", "metadata"):
         if column in expected:
             assert getattr(trace.info, column) == expected[column], column
-    # Every original attribute is kept (ours are in their own columns, as for traced spans).
-    kept = {k: v for k, v in attributes.items() if not k.startswith("agenttrace.")}
+    # Every original attribute is kept (ours are in their own columns, as for traced spans), but for
+    # the copies of ours that our own export adds for other tools: a payload is stored once.
+    copies = {"openinference.span.kind", "input.value"} if "agenttrace.inputs" in attributes else set()
+    kept = {k: v for k, v in attributes.items() if not k.startswith("agenttrace.") and k not in copies}
+    assert not copies & set(span.attributes)
     assert {k: span.attributes[k] for k in kept} == kept
     assert [e["name"] for e in span.events] == [name for name, _ in events]
 
@@ -153,7 +161,7 @@ def test_a_whole_foreign_trace(tmp_path: Path) -> None:
     ]  # fmt: skip
     request = make_request(spans, resource={"service.name": "ts-agent", "openinference.project.name": "proj-x"})
     store = DuckDBStore(tmp_path / "ingest.duckdb")
-    store.append_new_spans(request_to_columns(request).columns)
+    store.append_new_spans(request_to_rows(request).rows)
     trace = store.get_trace(trace_id.hex())
     assert [(d, s.name, s.span_type, s.status) for d, s in trace.walk()] == [
         (0, "agent run", "AGENT", "OK"), (1, "search", "TOOL", "OK"), (2, "chat", "LLM", "ERROR"),
@@ -179,10 +187,10 @@ def test_json_body_with_hex_ids(tmp_path: Path) -> None:
             }]}],
         }]
     }  # fmt: skip
-    result = request_to_columns(decode_json(json.dumps(body).encode()))
+    result = request_to_rows(decode_json(json.dumps(body).encode()))
     assert result.accepted == 1
     store = DuckDBStore(tmp_path / "ingest.duckdb")
-    store.append_new_spans(result.columns)
+    store.append_new_spans(result.rows)
     span = store.get_trace(trace_id.hex()).spans[0]
     assert (span.span_id, span.name, span.status, span.inputs) == (span_id.hex(), "GET /", "ERROR", "q")
     assert span.attributes["n"] == 7 and span.attributes["arr"] == [1.5]
@@ -197,17 +205,17 @@ def test_spans_without_valid_ids_are_rejected_alone() -> None:
         make_span("zero span id", trace_id, bytes(8)),
         make_span("short parent", trace_id, new_ids()[1], parent=b"\x01\x02"),
     ]
-    result = request_to_columns(make_request(spans))
+    result = request_to_rows(make_request(spans))
     assert (result.accepted, result.rejected) == (1, 3)
-    assert result.columns["name"] == ["good"]
+    assert [r["name"] for r in result.rows] == ["good"]
     assert "trace_id" in result.message() and "span_id" in result.message()
 
 
 def test_huge_values_are_cut_and_reported() -> None:
     trace_id, span_id = new_ids()
     big = "x" * 3_000_000
-    result = request_to_columns(make_request([make_span("big", trace_id, span_id, attributes={"blob": big})]))
-    stored = json.loads(result.columns["attributes"][0])["blob"]
+    result = request_to_rows(make_request([make_span("big", trace_id, span_id, attributes={"blob": big})]))
+    stored = json.loads(result.rows[0]["attributes"])["blob"]
     assert len(stored) < 200_000 and "cut at ingest" in stored
     assert result.truncated == 1 and "cut to a preview" in result.message()
 
@@ -217,10 +225,9 @@ def test_resent_spans_are_stored_once(tmp_path: Path) -> None:
     _, other_id = new_ids()
     request = make_request([make_span("a", trace_id, span_id), make_span("b", trace_id, other_id, span_id)])
     store = DuckDBStore(tmp_path / "ingest.duckdb")
-    columns = request_to_columns(request).columns
-    assert store.append_new_spans(columns) == 2
-    assert store.append_new_spans(columns) == 0
-    doubled = {k: v + v for k, v in columns.items()}
-    assert store.append_new_spans(doubled) == 0
+    rows = request_to_rows(request).rows
+    assert store.append_new_spans(rows) == 2
+    assert store.append_new_spans(rows) == 0
+    assert store.append_new_spans(rows + rows) == 0
     assert store.get_trace(trace_id.hex()).info.span_count == 2
     assert store.stats()["spans"] == 2

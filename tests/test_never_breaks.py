@@ -314,4 +314,4 @@ def test_static_attributes_of_any_type_are_stored_without_warnings(caplog: pytes
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     spans = {s.name: s for s in agenttrace.get_trace(agenttrace.search_traces().trace_id[0]).spans}
     assert spans["work"].attributes["day"] == '"2026-01-02"' and spans["work"].attributes["tags"] == ["a", "b"]
-    assert spans["work"].attributes["mixed"] == '[1, "x"]' and spans["block"].attributes["cfg"] == '{"k": 1}'
+    assert spans["work"].attributes["mixed"] == '[1,"x"]' and spans["block"].attributes["cfg"] == '{"k":1}'

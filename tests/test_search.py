@@ -83,7 +83,7 @@ def test_columns_order_and_limit() -> None:
     assert list(frame.columns) == [
         "trace_id", "name", "status", "start_time", "end_time", "duration_ms", "inputs", "outputs", "tags",
         "metadata", "session_id", "user_id", "span_count", "input_tokens", "output_tokens", "total_tokens",
-        "experiment", "run_id", "agent_name", "agent_version",
+        "experiment", "run_id", "agent_name", "agent_version", "agent_version_id",
     ]  # fmt: skip
     assert isinstance(frame.tags[0], dict) and isinstance(frame.inputs[0], dict | type(None))
     newest_first = agenttrace.search_traces()

@@ -1,73 +1,322 @@
-"""Attribute names: ours, and the OpenTelemetry GenAI and OpenInference ones we read.
+"""The one conventions mapper: span attributes and events to our columns, for every path in.
 
-Reading order matters: our own attribute wins, then OpenInference, then GenAI, then older names.
+Our own spans (the store exporter) and spans from any other instrumentation (OTLP ingest, or
+other tracers' spans through `capture_global`) both go through `map_span`, so a span is stored
+alike whichever way it arrives.
+
+Precedence, for every fact: our own `agenttrace.*` attribute, then OpenInference, then the current
+OpenTelemetry GenAI names, then deprecated GenAI names (`gen_ai.system`, `gen_ai.usage.prompt_tokens`,
+`gen_ai.prompt.N.*`, per-message events), then OpenLLMetry's `llm.*` / `traceloop.*`.
+
+What lands in the columns:
+- inputs/outputs: valid JSON text. Chat messages of LLM spans take the one shape of
+  `agenttrace.otel.messages`; retrieved documents (OpenInference `retrieval.documents.*`) become a
+  RETRIEVER span's outputs as `[{"id", "content", "score", "metadata"}]`; a GenAI tool call's
+  arguments and result become a TOOL span's inputs and outputs.
+- `attributes`: every attribute as it came, less ours (lifted into columns) and less the copies of
+  ours that our own OTLP export adds for other tools (so a payload is stored once).
 """
 
 from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from agenttrace.jsontext import dumps
+from agenttrace.otel import messages as msg
+from agenttrace.schema import SPAN_COLUMNS
+
+__all__ = ["LIFTED", "json_text", "map_span", "span_type_of"]
 
 # Our own span attributes.
 SPAN_TYPE = "agenttrace.span_type"
 INPUTS = "agenttrace.inputs"
 OUTPUTS = "agenttrace.outputs"
 LOCAL_ROOT = "agenttrace.local_root"
-EXPERIMENT = "agenttrace.experiment"
-RUN_ID = "agenttrace.run_id"
 TRACE_TAGS = "agenttrace.trace.tags"
 TRACE_METADATA = "agenttrace.trace.metadata"
 AGENT_NAME = "agenttrace.agent.name"
-AGENT_VERSION = "agenttrace.agent.version"
 ALWAYS_SAMPLE = "agenttrace.always_sample"  # on a root: keep this trace whatever the sample rate
+# Columns lifted as text from one attribute of ours, as the schema declares them.
+LIFTED_COLUMNS: tuple[tuple[str, str], ...] = tuple((c.name, c.attribute) for c in SPAN_COLUMNS if c.attribute)
+_BY_COLUMN = dict(LIFTED_COLUMNS)
+EXPERIMENT = _BY_COLUMN["experiment"]
+RUN_ID = _BY_COLUMN["run_id"]
+AGENT_VERSION = _BY_COLUMN["agent_version"]
+AGENT_VERSION_ID = _BY_COLUMN["agent_version_id"]
 
 # Shared with OpenInference, so exported spans carry the names other tools know.
 SESSION_ID = "session.id"
 USER_ID = "user.id"
-
 OPENINFERENCE_KIND = "openinference.span.kind"
 GENAI_OPERATION = "gen_ai.operation.name"
 
-MODEL_KEYS = ("gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
-INPUT_TOKEN_KEYS = ("gen_ai.usage.input_tokens", "llm.token_count.prompt", "gen_ai.usage.prompt_tokens")
-OUTPUT_TOKEN_KEYS = ("gen_ai.usage.output_tokens", "llm.token_count.completion", "gen_ai.usage.completion_tokens")
-
-# Attributes lifted into their own columns and not repeated in the `attributes` JSON.
+# Attributes of ours, lifted into their own columns and not repeated in the `attributes` JSON.
 LIFTED = frozenset(
-    {ALWAYS_SAMPLE, SPAN_TYPE, INPUTS, OUTPUTS, LOCAL_ROOT, EXPERIMENT, RUN_ID, TRACE_TAGS, TRACE_METADATA, AGENT_NAME,
-     AGENT_VERSION}
+    {ALWAYS_SAMPLE, SPAN_TYPE, INPUTS, OUTPUTS, LOCAL_ROOT, TRACE_TAGS, TRACE_METADATA, AGENT_NAME,
+     *_BY_COLUMN.values()}
 )  # fmt: skip
 
-_GENAI_OPERATION_TYPES = {
-    "chat": "LLM",
-    "text_completion": "LLM",
-    "generate_content": "LLM",
-    "embeddings": "EMBEDDING",
-    "execute_tool": "TOOL",
-    "invoke_agent": "AGENT",
-    "create_agent": "AGENT",
-    "retrieval": "RETRIEVER",
-}
+MODEL_KEYS = ("llm.model_name", "gen_ai.request.model", "gen_ai.response.model", "llm.request.model",
+              "llm.response.model")  # fmt: skip
+PROVIDER_KEYS = ("llm.provider", "llm.system", "gen_ai.provider.name", "gen_ai.system")
+INPUT_TOKEN_KEYS = ("llm.token_count.prompt", "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+                    "llm.usage.prompt_tokens")  # fmt: skip
+OUTPUT_TOKEN_KEYS = ("llm.token_count.completion", "gen_ai.usage.output_tokens",
+                     "gen_ai.usage.completion_tokens", "llm.usage.completion_tokens")  # fmt: skip
+
 _OPENINFERENCE_TYPES = {
     "LLM": "LLM", "CHAIN": "CHAIN", "TOOL": "TOOL", "RETRIEVER": "RETRIEVER", "EMBEDDING": "EMBEDDING",
     "AGENT": "AGENT", "RERANKER": "RERANKER", "GUARDRAIL": "GUARDRAIL", "EVALUATOR": "EVALUATOR",
 }  # fmt: skip
+_GENAI_OPERATION_TYPES = {
+    "chat": "LLM", "text_completion": "LLM", "generate_content": "LLM", "embeddings": "EMBEDDING",
+    "execute_tool": "TOOL", "invoke_agent": "AGENT", "create_agent": "AGENT", "retrieval": "RETRIEVER",
+}  # fmt: skip
+_TRACELOOP_KINDS = {"workflow": "CHAIN", "task": "CHAIN", "agent": "AGENT", "tool": "TOOL"}
+_LLM_REQUEST_TYPES = {"chat": "LLM", "completion": "LLM", "embedding": "EMBEDDING", "rerank": "RERANKER"}
+_JSON_MIME = "application/json"
 
 
-def span_type_of(attributes: dict) -> str:
-    """Our span type from our attribute, else OpenInference's kind, else the GenAI operation."""
-    value = attributes.get(SPAN_TYPE)
+def span_type_of(attributes: Mapping[str, Any]) -> str:
+    """Ours, else OpenInference's kind, else the GenAI operation, else OpenLLMetry's kind or request type."""
+    get = attributes.get
+    value = get(SPAN_TYPE)
     if value:
         return str(value)
-    kind = attributes.get(OPENINFERENCE_KIND)
+    kind = get(OPENINFERENCE_KIND)
     if kind:
         return _OPENINFERENCE_TYPES.get(str(kind).upper(), "UNKNOWN")
-    operation = attributes.get(GENAI_OPERATION)
+    operation = get(GENAI_OPERATION)
     if operation:
         return _GENAI_OPERATION_TYPES.get(str(operation), "UNKNOWN")
+    if "gen_ai.system" in attributes or "gen_ai.provider.name" in attributes:
+        return "LLM"
+    kind = get("traceloop.span.kind")
+    if isinstance(kind, str) and kind.lower() in _TRACELOOP_KINDS:
+        return _TRACELOOP_KINDS[kind.lower()]
+    request_type = get("llm.request.type")
+    if isinstance(request_type, str) and request_type.lower() in _LLM_REQUEST_TYPES:
+        return _LLM_REQUEST_TYPES[request_type.lower()]
     return "UNKNOWN"
 
 
-def first_of(attributes: dict, keys: tuple[str, ...]) -> object | None:
+def map_span(attrs: Mapping[str, Any], events: list[dict[str, Any]], trusted: bool) -> dict[str, Any]:
+    """Our columns from whichever conventions the span speaks (see the module docstring).
+
+    `trusted` says our own payload attributes are JSON text made by our serializer (spans of this
+    process); spans from outside have them checked like any other JSON they send.
+    """
+    get = attrs.get
+    span_type = span_type_of(attrs)
+    inputs, outputs = _payloads(attrs, events, span_type, trusted)
+    tags = get(TRACE_TAGS)
+    metadata = get(TRACE_METADATA)
+    facts: dict[str, Any] = {
+        "span_type": span_type,
+        "inputs": inputs,
+        "outputs": outputs,
+        "model": _text(_first(get, MODEL_KEYS)),
+        "provider": _text(_first(get, PROVIDER_KEYS)),
+        "input_tokens": _int(_first(get, INPUT_TOKEN_KEYS)),
+        "output_tokens": _int(_first(get, OUTPUT_TOKEN_KEYS)),
+        "session_id": _text(get(SESSION_ID) or get("gen_ai.conversation.id")),
+        "user_id": _text(get(USER_ID)),
+        "tags": _json_object(tags) if tags is not None else _openinference_tags(get("tag.tags")),
+        "metadata": _json_object(metadata if metadata is not None else get("metadata")),
+        "agent_name": _text(get(AGENT_NAME) or get("gen_ai.agent.name")),
+        "attributes": _rest(attrs, trusted),
+    }
+    for column, attribute in LIFTED_COLUMNS:
+        facts[column] = _text(get(attribute))
+    return facts
+
+
+# --- inputs and outputs -------------------------------------------------------------------------
+
+
+def _payloads(
+    attrs: Mapping[str, Any], events: list[dict[str, Any]], span_type: str, trusted: bool
+) -> tuple[str | None, str | None]:
+    get = attrs.get
+    ours_in, ours_out = get(INPUTS), get(OUTPUTS)
+    if trusted:
+        inputs, outputs = _text(ours_in), _text(ours_out)
+    else:
+        inputs = None if ours_in is None else as_json(ours_in, True)
+        outputs = None if ours_out is None else as_json(ours_out, True)
+    if inputs is not None and outputs is not None:
+        return inputs, outputs
+    if span_type == "LLM":
+        found_in, found_out = _chat(attrs, events)
+        inputs = inputs if inputs is not None or found_in is None else dumps(found_in)
+        outputs = outputs if outputs is not None or found_out is None else dumps(found_out)
+    elif span_type == "RETRIEVER" and outputs is None:
+        documents = _documents(attrs)
+        outputs = None if documents is None else dumps(documents)
+    if inputs is None:
+        inputs = _generic(get, "input", ("gen_ai.tool.call.arguments", "traceloop.entity.input"))
+    if outputs is None:
+        outputs = _generic(get, "output", ("gen_ai.tool.call.result", "traceloop.entity.output"))
+    return inputs, outputs
+
+
+def _chat(attrs: Mapping[str, Any], events: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """(input, output) messages, each from the first convention that has them."""
+    get = attrs.get
+    sources_in: tuple[Callable[[], Any], ...] = (
+        lambda: msg.from_indexed(attrs, "llm.input_messages.", "user"),
+        lambda: msg.from_payload(get("input.value"), "in"),
+        lambda: msg.messages(get("gen_ai.input.messages")),
+        lambda: msg.from_indexed(attrs, "gen_ai.prompt.", "user"),
+        lambda: msg.from_payload(get("traceloop.entity.input"), "in"),
+    )
+    sources_out: tuple[Callable[[], Any], ...] = (
+        lambda: msg.from_indexed(attrs, "llm.output_messages.", "assistant"),
+        lambda: msg.from_payload(get("output.value"), "out"),
+        lambda: msg.messages(get("gen_ai.output.messages")),
+        lambda: msg.from_indexed(attrs, "gen_ai.completion.", "assistant"),
+        lambda: msg.from_payload(get("traceloop.entity.output"), "out"),
+    )
+    found_in = next((m for m in (s() for s in sources_in) if m), None)
+    found_out = next((m for m in (s() for s in sources_out) if m), None)
+    if (found_in is None or found_out is None) and events:
+        event_in, event_out = msg.from_events(events)
+        found_in = found_in or event_in
+        found_out = found_out or event_out
+    return found_in, found_out
+
+
+def _documents(attrs: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    documents = msg.indexed(attrs, "retrieval.documents.")
+    if not documents:
+        return None
+    out = []
+    for doc in documents:
+        if isinstance(doc, dict):
+            metadata = doc.get("metadata")
+            item = {k: doc[k] for k in ("id", "content", "score") if k in doc}
+            if metadata is not None:
+                item["metadata"] = msg.json_value(metadata)
+            out.append(item)
+    return out or None
+
+
+def _generic(get: Callable[[str], Any], side: str, others: tuple[str, ...]) -> str | None:
+    """OpenInference's `input.value` (JSON when its mime type says so), else the others in order."""
+    value = get(f"{side}.value")
+    if value is not None:
+        return as_json(value, get(f"{side}.mime_type") == _JSON_MIME)
+    for key in others:
+        value = get(key)
+        if value is not None:
+            return as_json(value, True)
+    return None
+
+
+def as_json(value: Any, is_json: bool) -> str:
+    """Valid JSON text for the store: a JSON string kept as sent when it parses, else encoded.
+
+    A string said to be JSON, or looking like an object or array, is kept as sent when it parses;
+    anything else is stored as a JSON string.
+    """
+    if isinstance(value, str) and (is_json or value.lstrip()[:1] in ("{", "[")):
+        parsed = json_text(value)
+        if parsed is not None:
+            return parsed[0]
+    return dumps(value)
+
+
+def json_text(text: str) -> tuple[str, Any] | None:
+    """(text the store accepts, parsed value) if `text` is JSON, else None.
+
+    orjson checks the common case fast and strictly. What it refuses goes through Python's parser
+    (without NaN and Infinity, which the store's JSON type refuses), which also reads numbers past
+    a double's range and lone surrogate escapes ("\\ud800", e.g. JavaScript's JSON.stringify of a
+    string cut inside an emoji); the store refuses those escapes, so such text is re-encoded with
+    the lone halves replaced, keeping its structure.
+    """
+    try:
+        return text, orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        value = _strict_loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if _SURROGATE_ESCAPE.search(text):
+        text = json.dumps(value, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")
+    return text, value
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_strict_loads = json.JSONDecoder(parse_constant=_no_constants).decode
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+# --- trace facts and the rest -------------------------------------------------------------------
+
+
+def _openinference_tags(value: Any) -> str | None:
+    if isinstance(value, list | tuple) and value:
+        tags = {}
+        for tag in value:
+            key, sep, val = str(tag).partition(":")
+            tags[key] = val if sep else ""
+        return dumps(tags)
+    return None
+
+
+def _json_object(value: Any) -> str | None:
+    """JSON object text, or None (trace tags and metadata must be objects to be merged)."""
+    if isinstance(value, dict):
+        return dumps(value)
+    if not isinstance(value, str):
+        return None
+    parsed = json_text(value)
+    return parsed[0] if parsed is not None and isinstance(parsed[1], dict) else None
+
+
+def _rest(attrs: Mapping[str, Any], trusted: bool) -> str:
+    """The attributes JSON: all but ours, and, for spans from outside, but the copies of ours that
+    our own OTLP export adds for other tools (a span of this process never carries them)."""
+    rest = {k: v for k, v in attrs.items() if k not in LIFTED}
+    if not trusted and len(rest) < len(attrs) and (INPUTS in attrs or OUTPUTS in attrs or SPAN_TYPE in attrs):
+        from agenttrace.otel.otlp_export import with_conventions  # both directions share these names
+
+        ours = {k: v for k, v in attrs.items() if k in LIFTED}
+        for key, value in with_conventions(ours).items():
+            if key not in ours and rest.get(key) == value:
+                del rest[key]
+    return dumps(rest) if rest else "{}"
+
+
+def _first(get: Callable[[str], Any], keys: tuple[str, ...]) -> Any:
     for key in keys:
-        value = attributes.get(key)
+        value = get(key)
         if value is not None:
             return value
     return None
+
+
+def _text(value: Any) -> str | None:
+    """Attributes anyone may set (user.id = 42) still fit a VARCHAR column."""
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def _int(value: Any) -> int | None:
+    """A count as a BIGINT, or None when it is not a whole number DuckDB can hold."""
+    if value is None or isinstance(value, bool):  # None is the common case: no exception for it
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if -(2**63) <= number < 2**63 else None

@@ -1,116 +1,99 @@
-"""OpenTelemetry spans to the store's batch columns.
+"""Spans to rows of the store's batch: one builder for our own spans and for OTLP ingest.
 
-Runs on the batch processor's thread for every span, so it does one pass per span and builds the
-column lists directly; resources are serialised once per distinct resource object.
+A row is a dict keyed by the column names of `agenttrace.schema.SPAN_COLUMNS`; a column left out
+is null. `span_row` is the one place a row is made: the local exporter (`spans_to_rows`, for
+OpenTelemetry SDK spans) and OTLP ingest (`agenttrace.otel.ingest`) only decode their own span
+objects into its arguments. Dicts of strings and numbers are not tracked by Python's cyclic
+garbage collector, so rows waiting to be written cost the traced program nothing at collection
+time, unlike the span objects they replace.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
+from agenttrace.jsontext import dumps
 from agenttrace.otel import conventions as cv
 
-_COLUMN_NAMES = (
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "name",
-    "span_type",
-    "status",
-    "status_message",
-    "start_time_ns",
-    "end_time_ns",
-    "duration_ms",
-    "inputs",
-    "outputs",
-    "attributes",
-    "events",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "resource",
-    "scope",
-    "root_rank",
-    "experiment",
-    "run_id",
-    "session_id",
-    "user_id",
-    "tags",
-    "metadata",
-    "agent_name",
-    "agent_version",
-)
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+__all__ = ["span_row", "spans_to_rows"]
+
+# A span with only these attributes (what the decorator makes) needs no conventions read.
+_PLAIN_KEYS = frozenset({cv.SPAN_TYPE, cv.INPUTS, cv.OUTPUTS})
 
 
-_INT64 = 2**63
+def span_row(
+    *,
+    trace_id: str,
+    span_id: str,
+    parent_span_id: str | None,
+    name: str,
+    error: bool,
+    status_message: str | None,
+    start_time_ns: int,
+    end_time_ns: int,
+    attributes: dict[str, Any],
+    events: list[dict[str, Any]],
+    resource: str,
+    scope: str | None,
+    root_rank: int,
+    experiment: str | None,
+    trusted: bool,
+) -> dict[str, Any]:
+    """The batch row of one span.
 
-
-def _int_or_none(value: Any) -> int | None:
-    """A token count as a BIGINT, or None when it is not a whole number DuckDB can hold."""
-    try:
-        number = None if value is None else int(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if number is not None and -_INT64 <= number < _INT64 else None
-
-
-def _text(value: Any) -> str | None:
-    """Attributes anyone may set (user.id = 42) still fit a VARCHAR column."""
-    return value if value is None or isinstance(value, str) else str(value)
+    `root_rank` is 2 for a span without a parent, 1 for a local root (its parent is remote, or
+    outside our instrumentation), else 0. `experiment` is the one its resource names, used when
+    the span names none. `trusted` is True for spans of this process (see `cv.map_span`).
+    """
+    if trusted and attributes.keys() <= _PLAIN_KEYS:
+        # The common span, as our decorator makes it: type, inputs, outputs and nothing else.
+        get = attributes.get
+        row = {"span_type": get(cv.SPAN_TYPE) or "UNKNOWN", "inputs": get(cv.INPUTS), "outputs": get(cv.OUTPUTS),
+               "attributes": "{}", "experiment": experiment}  # fmt: skip
+    else:
+        row = cv.map_span(attributes, events, trusted)
+        if row["experiment"] is None:
+            row["experiment"] = experiment
+    row["trace_id"] = trace_id
+    row["span_id"] = span_id
+    row["parent_span_id"] = parent_span_id
+    row["name"] = name
+    row["status"] = "ERROR" if error else "OK"
+    row["status_message"] = status_message
+    row["start_time_ns"] = start_time_ns
+    row["end_time_ns"] = end_time_ns
+    row["duration_ms"] = (end_time_ns - start_time_ns) / 1e6
+    row["events"] = dumps(events) if events else "[]"
+    row["resource"] = resource
+    row["scope"] = scope
+    row["root_rank"] = root_rank
+    return row
 
 
 def _event(event: Any) -> dict[str, Any]:
     return {"name": event.name, "timestamp_ns": event.timestamp, "attributes": dict(event.attributes or {})}
 
 
-def spans_to_columns(spans: Sequence[ReadableSpan]) -> dict[str, list[Any]]:
-    """Convert finished spans into the column lists `DuckDBStore.append_spans` takes."""
-    return rows_to_columns(spans_to_rows(spans))
+def spans_to_rows(spans: Sequence[ReadableSpan], default_experiment: str | None = None) -> list[dict[str, Any]]:
+    """Rows of finished OpenTelemetry SDK spans; runs on the batch processor's thread for every span.
 
-
-def rows_to_columns(rows: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
-    """Transpose span rows into columns (zip runs in C)."""
-    if not rows:
-        return {name: [] for name in _COLUMN_NAMES}
-    return {name: list(column) for name, column in zip(_COLUMN_NAMES, zip(*rows, strict=True), strict=True)}
-
-
-# A span with only these attributes (what the decorator makes) takes the short path below.
-_PLAIN_KEYS = frozenset({cv.SPAN_TYPE, cv.INPUTS, cv.OUTPUTS})
-_NO_TRACE_FIELDS = (None,) * 7  # run_id, session_id, user_id, tags, metadata, agent_name, agent_version
-
-
-def spans_to_rows(spans: Sequence[ReadableSpan], default_experiment: str | None = None) -> list[tuple[Any, ...]]:
-    """One tuple of plain values per span, in the order of the batch columns.
-
-    Tuples of strings and numbers are untracked by Python's cyclic garbage collector, so rows
-    waiting to be written cost the traced program nothing at collection time, unlike the span
-    objects they replace.
+    Resources are serialised once per distinct resource object. Spans of other instrumentation
+    (capture_global) whose resource names no experiment get `default_experiment`.
     """
     resources: dict[int, tuple[str, Any]] = {}
     rows = []
-    get_type = cv.span_type_of
-    first_of = cv.first_of
     error_code = StatusCode.ERROR
-    lifted = cv.LIFTED
-    plain = _PLAIN_KEYS
     for span in spans:
         ctx = span.context
         attrs = dict(span.attributes) if span.attributes else {}
-        get = attrs.get
         parent = span.parent
-        start = span.start_time or 0
-        end = span.end_time or start
-        status = span.status
         if parent is None:
             rank = 2
-        elif parent.is_remote or get(cv.LOCAL_ROOT):
+        elif parent.is_remote or attrs.get(cv.LOCAL_ROOT):
             rank = 1
         else:
             rank = 0
@@ -118,71 +101,29 @@ def spans_to_rows(spans: Sequence[ReadableSpan], default_experiment: str | None 
         cached = resources.get(id(resource))
         if cached is None:
             res_attrs = dict(resource.attributes) if resource is not None else {}
-            # Spans of other instrumentation (capture_global) carry no experiment: they get ours.
-            experiment = res_attrs.get(cv.EXPERIMENT) or default_experiment
-            cached = resources[id(resource)] = (_dumps(res_attrs), experiment)
+            cached = resources[id(resource)] = (dumps(res_attrs), res_attrs.get(cv.EXPERIMENT) or default_experiment)
         scope = span.instrumentation_scope
         events = span.events  # a property that copies: read it once
-        if attrs.keys() <= plain:
-            # The common span, as our decorator makes it: type, inputs, outputs and nothing else.
-            rows.append(
-                (
-                    format(ctx.trace_id, "032x"),
-                    format(ctx.span_id, "016x"),
-                    None if parent is None else format(parent.span_id, "016x"),
-                    _text(span.name),
-                    get(cv.SPAN_TYPE) or "UNKNOWN",
-                    "ERROR" if status.status_code is error_code else "OK",
-                    status.description,
-                    start,
-                    end,
-                    (end - start) / 1e6,
-                    get(cv.INPUTS),
-                    get(cv.OUTPUTS),
-                    "{}",
-                    _dumps([_event(e) for e in events]) if events else "[]",
-                    None,
-                    None,
-                    None,
-                    cached[0],
-                    scope.name if scope is not None else None,
-                    rank,
-                    cached[1] if rank else None,
-                    *_NO_TRACE_FIELDS,
-                )
-            )
-            continue
-        rest = {k: v for k, v in attrs.items() if k not in lifted} if attrs else attrs
+        start = span.start_time or 0
+        end = span.end_time or start
+        name = span.name
         rows.append(
-            (
-                format(ctx.trace_id, "032x"),
-                format(ctx.span_id, "016x"),
-                None if parent is None else format(parent.span_id, "016x"),
-                _text(span.name),
-                get_type(attrs),
-                "ERROR" if status.status_code is error_code else "OK",
-                status.description,
-                start,
-                end,
-                (end - start) / 1e6,
-                _text(get(cv.INPUTS)),
-                _text(get(cv.OUTPUTS)),
-                _dumps(rest) if rest else "{}",
-                _dumps([_event(e) for e in events]) if events else "[]",
-                _text(first_of(attrs, cv.MODEL_KEYS)),
-                _int_or_none(first_of(attrs, cv.INPUT_TOKEN_KEYS)),
-                _int_or_none(first_of(attrs, cv.OUTPUT_TOKEN_KEYS)),
-                cached[0],
-                scope.name if scope is not None else None,
-                rank,
-                _text(get(cv.EXPERIMENT) or (cached[1] if rank else None)),
-                _text(get(cv.RUN_ID)),
-                _text(get(cv.SESSION_ID)),
-                _text(get(cv.USER_ID)),
-                _text(get(cv.TRACE_TAGS)),
-                _text(get(cv.TRACE_METADATA)),
-                _text(get(cv.AGENT_NAME)),
-                _text(get(cv.AGENT_VERSION)),
+            span_row(
+                trace_id=format(ctx.trace_id, "032x"),
+                span_id=format(ctx.span_id, "016x"),
+                parent_span_id=None if parent is None else format(parent.span_id, "016x"),
+                name=name if isinstance(name, str) else str(name),
+                error=span.status.status_code is error_code,
+                status_message=span.status.description,
+                start_time_ns=start,
+                end_time_ns=end,
+                attributes=attrs,
+                events=[_event(e) for e in events] if events else [],
+                resource=cached[0],
+                scope=scope.name if scope is not None else None,
+                root_rank=rank,
+                experiment=cached[1],
+                trusted=True,
             )
         )
     return rows

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from agenttrace.errors import BatchRejectedError, StoreError
-from agenttrace.otel.convert import rows_to_columns, spans_to_rows
+from agenttrace.otel.convert import spans_to_rows
 from agenttrace.store import DuckDBStore
 
 logger = logging.getLogger("agenttrace")
@@ -44,7 +44,7 @@ class StoreSpanExporter(SpanExporter):
         self.write_batch = write_batch
         self.exported = 0
         self.failed = 0
-        self._rows: list[tuple[Any, ...]] = []
+        self._rows: list[dict[str, Any]] = []
         self._warned = False
         self._lock = threading.Lock()
 
@@ -65,7 +65,7 @@ class StoreSpanExporter(SpanExporter):
                 return SpanExportResult.SUCCESS
             return self._append(rows)
 
-    def _append(self, rows: list[tuple[Any, ...]]) -> SpanExportResult:
+    def _append(self, rows: list[dict[str, Any]]) -> SpanExportResult:
         """Append rows; when the store refuses a batch, halve it until the bad rows stand alone.
 
         So one span the store cannot take costs that span, not the thousands written with it.
@@ -73,7 +73,7 @@ class StoreSpanExporter(SpanExporter):
         cost of log2(batch) extra attempts.
         """
         try:
-            self.store.append_spans(rows_to_columns(rows))
+            self.store.append_spans(rows)
         except StoreError as exc:
             if len(rows) == 1 or not _row_level(exc):
                 return self._fail(len(rows), exc)

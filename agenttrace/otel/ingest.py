@@ -1,9 +1,8 @@
-"""OTLP ingest: an ExportTraceServiceRequest (protobuf or JSON) to the store's batch columns.
+"""OTLP ingest: an ExportTraceServiceRequest (protobuf or JSON) to the store's batch rows.
 
-The columns are the ones `convert.spans_to_columns` builds for our own spans, so an ingested
-span and a traced one are stored alike. The conventions of other instrumentations fill our
-columns (kind, inputs, outputs, model, tokens, session, user; see `ingest_mapping`), and every
-original attribute is kept in `attributes`.
+Each span is decoded into the arguments of `convert.span_row`, the builder our own spans go
+through too, so an ingested span and a traced one are stored alike: the one conventions mapper
+(`conventions.map_span`) fills our columns, and every original attribute is kept in `attributes`.
 
 Decoding is strict about shape and lenient about content: a body that is not a request is an
 `IngestError` (HTTP 400); a span without valid ids is rejected alone and counted (OTLP's
@@ -24,31 +23,25 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agenttrace.errors import IngestError
+from agenttrace.jsontext import dumps
 from agenttrace.otel import conventions as cv
-from agenttrace.otel.ingest_mapping import SpanFacts, dumps, facts_of
+from agenttrace.otel.convert import span_row
 
-__all__ = ["IngestResult", "convert_body", "decode_json", "decode_protobuf", "request_to_columns"]
+__all__ = ["IngestResult", "convert_body", "decode_json", "decode_protobuf", "request_to_rows"]
 
-COLUMN_NAMES = (
-    "trace_id", "span_id", "parent_span_id", "name", "span_type", "status", "status_message",
-    "start_time_ns", "end_time_ns", "duration_ms", "inputs", "outputs", "attributes", "events", "model",
-    "input_tokens", "output_tokens", "resource", "scope", "root_rank", "experiment", "run_id",
-    "session_id", "user_id", "tags", "metadata", "agent_name", "agent_version",
-)  # fmt: skip
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 _REMOTE_KNOWN, _REMOTE = 0x100, 0x200  # SpanFlags: "parent is remote" is known / is true
 _STATUS_ERROR = 2
 _MAX_NS = 2**63 - 1  # the store keeps nanoseconds in BIGINT
 DEFAULT_MAX_VALUE_BYTES = 1 << 20
-_LIFTED = cv.LIFTED
 
 
 @dataclass
 class IngestResult:
-    """Columns for `DuckDBStore.append_spans`, and what was refused or cut, for partial_success."""
+    """Rows for `DuckDBStore.append_spans`, and what was refused or cut, for partial_success."""
 
-    columns: dict[str, list[Any]]
+    rows: list[dict[str, Any]]
     accepted: int = 0
     rejected: int = 0
     truncated: int = 0
@@ -62,9 +55,9 @@ class IngestResult:
 
 
 def convert_body(body: bytes, is_json: bool, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> IngestResult:
-    """An OTLP/HTTP body (protobuf, or JSON when `is_json`) to columns; IngestError when undecodable."""
+    """An OTLP/HTTP body (protobuf, or JSON when `is_json`) to rows; IngestError when undecodable."""
     request = decode_json(body) if is_json else decode_protobuf(body)
-    return request_to_columns(request, max_value_bytes)
+    return request_to_rows(request, max_value_bytes)
 
 
 def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
@@ -179,13 +172,11 @@ class _Values:
         return out
 
 
-def request_to_columns(
-    request: ExportTraceServiceRequest, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
-) -> IngestResult:
+def request_to_rows(request: ExportTraceServiceRequest, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> IngestResult:
     """Convert every valid span of the request; spans without valid ids are rejected and counted."""
     values = _Values(max_value_bytes)
-    rows: list[tuple[Any, ...]] = []
-    result = IngestResult(columns={})
+    result = IngestResult(rows=[])
+    rows = result.rows
     for rs in request.resource_spans:
         resource = values.attributes(rs.resource.attributes)
         resource_json = dumps(resource)
@@ -201,10 +192,6 @@ def request_to_columns(
                 rows.append(_row(span, values, resource_json, str(default_experiment), scope))
     result.accepted = len(rows)
     result.truncated = values.truncated
-    if rows:
-        result.columns = {n: list(c) for n, c in zip(COLUMN_NAMES, zip(*rows, strict=True), strict=True)}
-    else:
-        result.columns = {n: [] for n in COLUMN_NAMES}
     return result
 
 
@@ -220,7 +207,7 @@ def _id_problem(span: Any) -> str | None:
     return None
 
 
-def _row(span: Any, values: _Values, resource_json: str, default_experiment: str, scope: str | None) -> tuple:
+def _row(span: Any, values: _Values, resource_json: str, default_experiment: str, scope: str | None) -> dict:
     # Runs for every ingested span: each protobuf field is read once into a local.
     attrs = values.attributes(span.attributes)
     text = values.text
@@ -233,32 +220,21 @@ def _row(span: Any, values: _Values, resource_json: str, default_experiment: str
         if span_events
         else []
     )
-    facts: SpanFacts = facts_of(attrs, events)
-    get = attrs.get
     raw_parent = span.parent_span_id
     if not raw_parent or raw_parent == _ZERO_SPAN:
         parent, rank = None, 2
     else:
         parent = raw_parent.hex()
         flags = span.flags
-        rank = 1 if (flags & _REMOTE_KNOWN and flags & _REMOTE) or get(cv.LOCAL_ROOT) else 0
+        rank = 1 if (flags & _REMOTE_KNOWN and flags & _REMOTE) or attrs.get(cv.LOCAL_ROOT) else 0
     start = span.start_time_unix_nano
     end = span.end_time_unix_nano or start
     if end < start:
         end = start
     status = span.status
-    experiment = get(cv.EXPERIMENT)
-    rest = {k: v for k, v in attrs.items() if k not in _LIFTED}
-    return (
-        span.trace_id.hex(), span.span_id.hex(), parent, text(span.name), facts.span_type,
-        "ERROR" if status.code == _STATUS_ERROR else "OK", text(status.message) or None, start, end,
-        (end - start) / 1e6, facts.inputs, facts.outputs, dumps(rest), dumps(events) if events else "[]", facts.model,
-        facts.input_tokens, facts.output_tokens, resource_json, scope, rank,
-        experiment if isinstance(experiment, str) else default_experiment,
-        _str(get(cv.RUN_ID)), facts.session_id, facts.user_id, facts.tags, facts.metadata,
-        facts.agent_name, _str(get(cv.AGENT_VERSION)),
+    return span_row(
+        trace_id=span.trace_id.hex(), span_id=span.span_id.hex(), parent_span_id=parent, name=text(span.name),
+        error=status.code == _STATUS_ERROR, status_message=text(status.message) or None, start_time_ns=start,
+        end_time_ns=end, attributes=attrs, events=events, resource=resource_json, scope=scope, root_rank=rank,
+        experiment=default_experiment, trusted=False,
     )  # fmt: skip
-
-
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)

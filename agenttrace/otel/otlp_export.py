@@ -24,7 +24,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from agenttrace.jsontext import dumps
 from agenttrace.otel import conventions as cv
+from agenttrace.otel import messages
 
 __all__ = [
     "ConventionExporter", "build_otlp_exporter", "remote_exporters", "traces_url", "with_conventions",
@@ -83,12 +85,42 @@ def with_conventions(attributes: Mapping[str, Any]) -> dict[str, Any]:
     prompt, completion = out.get("llm.token_count.prompt"), out.get("llm.token_count.completion")
     if "llm.token_count.total" not in out and isinstance(prompt, int) and isinstance(completion, int):
         out["llm.token_count.total"] = prompt + completion
+    _payload_conventions(out, span_type)
     tags = _json_object(out.get(cv.TRACE_TAGS))
     if tags and "tag.tags" not in out:
         out["tag.tags"] = [f"{k}:{v}" for k, v in tags.items()]
     if cv.TRACE_METADATA in out and "metadata" not in out:
         out["metadata"] = out[cv.TRACE_METADATA]
     return out
+
+
+def _payload_conventions(out: dict[str, Any], span_type: str) -> None:
+    """The richer forms of our payloads that peers render: chat messages and retrieved documents.
+
+    An LLM span's messages (stored in our one message shape) become `gen_ai.input.messages` /
+    `gen_ai.output.messages` and OpenInference's `llm.input_messages.*` (Phoenix's chat view); a
+    RETRIEVER span's documents become `retrieval.documents.*`. Parsed here, at export, only.
+    """
+    if span_type == "LLM":
+        for ours, side, genai in ((cv.INPUTS, "in", "gen_ai.input.messages"),
+                                  (cv.OUTPUTS, "out", "gen_ai.output.messages")):  # fmt: skip
+            found = messages.messages(out.get(ours))
+            if found is None or any(m.get("parts") is None for m in found):
+                continue
+            out.setdefault(genai, out[ours])
+            for key, value in messages.to_openinference(found, side).items():
+                out.setdefault(key, value)
+    elif span_type == "RETRIEVER":
+        documents = messages.json_value(out.get(cv.OUTPUTS))
+        if isinstance(documents, list):
+            for i, doc in enumerate(documents):
+                if not isinstance(doc, dict):
+                    continue
+                for field in ("id", "content", "score", "metadata"):
+                    value = doc.get(field)
+                    if value is not None:
+                        plain = value if isinstance(value, str | int | float) else dumps(value)
+                        out.setdefault(f"retrieval.documents.{i}.document.{field}", plain)
 
 
 def _json_object(text: Any) -> dict[str, Any]:
@@ -108,8 +140,9 @@ class ConventionExporter(SpanExporter):
     could not deliver (after its own retries) is counted in `failed` and logged once at WARNING.
     """
 
-    def __init__(self, inner: SpanExporter) -> None:
+    def __init__(self, inner: SpanExporter, add_conventions: bool = True) -> None:
         self.inner = inner
+        self.add_conventions = add_conventions
         self.exported = 0
         self.failed = 0
         self._warned = False
@@ -118,7 +151,7 @@ class ConventionExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
-            result = self.inner.export([self._convert(s) for s in spans])
+            result = self.inner.export([self._convert(s) for s in spans] if self.add_conventions else spans)
         except Exception as exc:  # the inner exporter should not raise; if it does, count it
             logger.debug("OTLP export raised", exc_info=exc)
             result = SpanExportResult.FAILURE
@@ -162,9 +195,13 @@ class ConventionExporter(SpanExporter):
 
 
 def build_otlp_exporter(
-    endpoint: str, protocol: str, headers: Mapping[str, str], timeout_s: float | None = None
+    endpoint: str,
+    protocol: str,
+    headers: Mapping[str, str],
+    timeout_s: float | None = None,
+    add_conventions: bool = True,
 ) -> ConventionExporter:
-    """OpenTelemetry's OTLP exporter for the protocol, wrapped to add conventions and count."""
+    """OpenTelemetry's OTLP exporter for the protocol, wrapped to add conventions (unless told not to) and count."""
     inner: SpanExporter
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
@@ -177,7 +214,7 @@ def build_otlp_exporter(
 
         url = traces_url(endpoint, protocol)
         inner = HttpExporter(endpoint=url, headers=dict(headers) or None, timeout=timeout_s)
-    return ConventionExporter(inner)
+    return ConventionExporter(inner, add_conventions)
 
 
 def remote_exporters(settings: Any) -> list[tuple[ConventionExporter, int]]:
@@ -192,7 +229,9 @@ def remote_exporters(settings: Any) -> list[tuple[ConventionExporter, int]]:
     if settings.uri:
         headers = {"Authorization": f"Bearer {settings.auth_token}"} if settings.auth_token else {}
         url = settings.uri.rstrip("/") + "/v1/traces"
-        found.append((build_otlp_exporter(url, "http/protobuf", headers), settings.export_batch_size))
+        # The server reads our own attributes; the copies other tools need would only be sent twice.
+        exporter = build_otlp_exporter(url, "http/protobuf", headers, add_conventions=False)
+        found.append((exporter, settings.export_batch_size))
     if settings.otlp_endpoint:
         exporter = build_otlp_exporter(
             settings.otlp_endpoint, settings.otlp_protocol, parse_headers(settings.otlp_headers)

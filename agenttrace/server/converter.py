@@ -38,8 +38,8 @@ logger = logging.getLogger("agenttrace")
 
 
 def _to_table(result: IngestResult) -> tuple[pa.Table | None, IngestResult]:
-    table = DuckDBStore.batch_table(result.columns) if result.accepted else None
-    result.columns = {}  # the table holds them now
+    table = DuckDBStore.batch_table(result.rows) if result.accepted else None
+    result.rows = []  # the table holds them now
     return table, result
 
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from agenttrace import jsontext
+from agenttrace.jsontext import loads
+
+__all__ = ["append_rows", "dumps", "loads"]
+
 
 def dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str, ensure_ascii=False)
-
-
-def loads(text: Any) -> Any:
-    # pandas may hand a missing JSON value over as NaN rather than None
-    return json.loads(text) if isinstance(text, str) else None
+    """JSON text for a JSON column, None for SQL NULL."""
+    return None if value is None else jsontext.dumps(value)
 
 
 def append_rows(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list[Any]]) -> None:

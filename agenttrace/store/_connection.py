@@ -93,15 +93,16 @@ def _prepare(path: Path, timeout_s: float) -> None:
         con = _open(path, read_only=True, timeout_s=timeout_s)
         try:
             version = _schema.current_version(con)
+            if version > _schema.LATEST_VERSION:
+                raise SchemaTooNewError(
+                    f"store {path} has schema version {version}, newer than this agenttrace understands "
+                    f"({_schema.LATEST_VERSION}); upgrade agenttrace - the file was left untouched"
+                )
+            if version == _schema.LATEST_VERSION:
+                _check_columns(path, con)
+                return
         finally:
             con.close()
-        if version > _schema.LATEST_VERSION:
-            raise SchemaTooNewError(
-                f"store {path} has schema version {version}, newer than this agenttrace understands "
-                f"({_schema.LATEST_VERSION}); upgrade agenttrace - the file was left untouched"
-            )
-        if version == _schema.LATEST_VERSION:
-            return
     else:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,10 +111,20 @@ def _prepare(path: Path, timeout_s: float) -> None:
     con = _open(path, read_only=False, timeout_s=timeout_s)
     try:
         _schema.apply_pending(con, time.time_ns())
+        _check_columns(path, con)
     except duckdb.Error as exc:
         raise StoreError(f"cannot initialise store {path}: {exc}") from exc
     finally:
         con.close()
+
+
+def _check_columns(path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    problems = _schema.column_mismatches(con)
+    if problems:
+        raise StoreError(
+            f"store {path} does not match the columns this agenttrace declares ({'; '.join(problems)}); "
+            "a column was added to agenttrace.schema without a migration, or the file was changed by hand"
+        )
 
 
 @contextmanager

@@ -3,52 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from agenttrace.errors import TraceNotFoundError
 from agenttrace.records import Assessment, SpanRecord, Trace, TraceInfo
+from agenttrace.schema import TRACE_COLUMNS, Fold, Kind, TraceColumn, span_record, trace_info
 from agenttrace.store._codec import append_rows, dumps, loads
 from agenttrace.store._filters import compile_filter, compile_order_by
 
 if TYPE_CHECKING:  # pandas loads only when a DataFrame is asked for
     import pandas as pd
 
-# Columns of search_traces, in order; documented in the README.
-TRACE_FRAME_COLUMNS = (
-    "trace_id",
-    "name",
-    "status",
-    "start_time",
-    "end_time",
-    "duration_ms",
-    "inputs",
-    "outputs",
-    "tags",
-    "metadata",
-    "session_id",
-    "user_id",
-    "span_count",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "experiment",
-    "run_id",
-    "agent_name",
-    "agent_version",
-)
-_JSON_FRAME_COLUMNS = ("inputs", "outputs", "tags", "metadata")
 
-_TRACE_SELECT = """
-SELECT t.trace_id, t.name, t.status,
-       make_timestamp(t.start_time_ns // 1000) AS start_time,
-       make_timestamp(t.end_time_ns // 1000) AS end_time,
-       t.duration_ms, t.inputs, t.outputs, t.tags, t.metadata, t.session_id, t.user_id,
-       t.span_count, t.input_tokens, t.output_tokens, t.total_tokens, t.experiment, t.run_id,
-       t.agent_name, t.agent_version
-FROM traces t
-"""
+def _frame_column(column: TraceColumn) -> tuple[str, str]:
+    """(name in search results, SQL): times in nanoseconds are shown as timestamps."""
+    if column.name.endswith("_time_ns"):
+        return column.name[: -len("_ns")], f"make_timestamp(t.{column.name} // 1000)"
+    return column.name, f"t.{column.name}"
+
+
+_FRAME = [_frame_column(c) for c in TRACE_COLUMNS if c.public]
+# Columns of search_traces, in the order of the declaration; documented in the README.
+TRACE_FRAME_COLUMNS = tuple(name for name, _ in _FRAME)
+_JSON_FRAME_COLUMNS = tuple(c.name for c in TRACE_COLUMNS if c.public and c.kind is Kind.JSON)
+_TRACE_SELECT = "SELECT " + ", ".join(f"{sql} AS {name}" for name, sql in _FRAME) + " FROM traces t"
+# Objects merged from spans read as {} when no span had any.
+_OBJECT_FRAME_COLUMNS = tuple(c.name for c in TRACE_COLUMNS if c.public and c.fold is Fold.MERGE)
+_INFO_NAMES = [f.name for f in fields(TraceInfo)]
+_INFO_SELECT = "SELECT " + ", ".join(_INFO_NAMES) + " FROM traces WHERE trace_id = ?"
+_SPAN_FIELDS = [f.name for f in fields(SpanRecord)]
+_SPANS_SELECT = (
+    "SELECT " + ", ".join(_SPAN_FIELDS) + " FROM spans WHERE trace_id = ? ORDER BY start_time_ns, span_id"
+)
 
 
 def search_frame(
@@ -66,7 +55,7 @@ def search_frame(
     frame = con.execute(sql, [*params, max_results]).df()
     for column in _JSON_FRAME_COLUMNS:
         frame[column] = [loads(v) for v in frame[column]]
-    for column in ("tags", "metadata"):
+    for column in _OBJECT_FRAME_COLUMNS:
         frame[column] = [v if v is not None else {} for v in frame[column]]
     return frame
 
@@ -76,85 +65,14 @@ def count_traces(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
-def _info_from_row(row: tuple[Any, ...]) -> TraceInfo:
-    (
-        trace_id,
-        name,
-        status,
-        start_ns,
-        end_ns,
-        duration_ms,
-        experiment,
-        run_id,
-        inputs,
-        outputs,
-        session_id,
-        user_id,
-        tags,
-        metadata,
-        span_count,
-        in_tok,
-        out_tok,
-        total_tok,
-    ) = row
-    return TraceInfo(
-        trace_id=trace_id,
-        name=name,
-        status=status,
-        start_time_ns=start_ns,
-        end_time_ns=end_ns,
-        duration_ms=duration_ms,
-        experiment=experiment,
-        run_id=run_id,
-        inputs=loads(inputs),
-        outputs=loads(outputs),
-        session_id=session_id,
-        user_id=user_id,
-        tags=loads(tags) or {},
-        metadata=loads(metadata) or {},
-        span_count=span_count,
-        input_tokens=in_tok,
-        output_tokens=out_tok,
-        total_tokens=total_tok,
-    )
-
-
 def load_trace(con: duckdb.DuckDBPyConnection, trace_id: str) -> Trace:
-    row = con.execute(
-        "SELECT trace_id, name, status, start_time_ns, end_time_ns, duration_ms, experiment, run_id, "
-        "inputs, outputs, session_id, user_id, tags, metadata, span_count, input_tokens, output_tokens, "
-        "total_tokens FROM traces WHERE trace_id = ?",
-        [trace_id],
-    ).fetchone()
+    row = con.execute(_INFO_SELECT, [trace_id]).fetchone()
     if row is None:
         raise TraceNotFoundError(f"no trace with id {trace_id!r} in the store; list ids with `agenttrace traces list`")
-    spans = [
-        SpanRecord(
-            trace_id=r[0],
-            span_id=r[1],
-            parent_span_id=r[2],
-            name=r[3],
-            span_type=r[4],
-            status=r[5],
-            status_message=r[6],
-            start_time_ns=r[7],
-            end_time_ns=r[8],
-            inputs=loads(r[9]),
-            outputs=loads(r[10]),
-            attributes=loads(r[11]) or {},
-            events=loads(r[12]) or [],
-            model=r[13],
-            input_tokens=r[14],
-            output_tokens=r[15],
-        )
-        for r in con.execute(
-            "SELECT trace_id, span_id, parent_span_id, name, span_type, status, status_message, "
-            "start_time_ns, end_time_ns, inputs, outputs, attributes, events, model, input_tokens, "
-            "output_tokens FROM spans WHERE trace_id = ? ORDER BY start_time_ns, span_id",
-            [trace_id],
-        ).fetchall()
-    ]
-    return Trace(info=_info_from_row(row), spans=spans, assessments=load_assessments(con, trace_id))
+    info = trace_info(dict(zip(_INFO_NAMES, row, strict=True)))
+    rows = con.execute(_SPANS_SELECT, [trace_id]).fetchall()
+    spans = [span_record(dict(zip(_SPAN_FIELDS, r, strict=True))) for r in rows]
+    return Trace(info=info, spans=spans, assessments=load_assessments(con, trace_id))
 
 
 def trace_exists(con: duckdb.DuckDBPyConnection, trace_id: str) -> bool:

@@ -1,8 +1,11 @@
 """Appending a batch of spans: one transaction, Arrow in, SQL does the rest.
 
-The batch arrives as columns. Span rows are appended as they are; the `traces` row of every trace
-in the batch is upserted from an aggregate over the batch alone (never a scan of stored spans),
-so a trace's summary grows as its spans arrive and takes its root fields when its root arrives.
+Everything here is derived from `agenttrace.schema`: the batch's Arrow schema, the insert into
+`spans` and the upsert of `traces`, all by column name. The `traces` row of every trace in the
+batch is upserted from an aggregate over the batch alone (never a scan of stored spans), so a
+trace's summary grows as its spans arrive and takes its root fields when its root arrives. Each
+trace column's `Fold` has two SQL forms here: how it aggregates a batch, and how the aggregate
+meets the stored row.
 """
 
 from __future__ import annotations
@@ -13,125 +16,120 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-SPAN_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("trace_id", pa.string()),
-    ("span_id", pa.string()),
-    ("parent_span_id", pa.string()),
-    ("name", pa.string()),
-    ("span_type", pa.string()),
-    ("status", pa.string()),
-    ("status_message", pa.string()),
-    ("start_time_ns", pa.int64()),
-    ("end_time_ns", pa.int64()),
-    ("duration_ms", pa.float64()),
-    ("inputs", pa.string()),
-    ("outputs", pa.string()),
-    ("attributes", pa.string()),
-    ("events", pa.string()),
-    ("model", pa.string()),
-    ("input_tokens", pa.int64()),
-    ("output_tokens", pa.int64()),
-    ("resource", pa.string()),
-    ("scope", pa.string()),
+from agenttrace.schema import SPAN_COLUMNS, TRACE_COLUMNS, Fold, Kind, TraceColumn
+
+__all__ = ["ARROW_TYPES", "BATCH_SCHEMA", "DUCKDB_TYPES", "add_counter", "append_batch", "to_arrow"]
+
+ARROW_TYPES: dict[Kind, pa.DataType] = {
+    Kind.TEXT: pa.string(),
+    Kind.JSON: pa.string(),
+    Kind.INT64: pa.int64(),
+    Kind.INT16: pa.int16(),
+    Kind.FLOAT64: pa.float64(),
+}
+DUCKDB_TYPES: dict[Kind, str] = {
+    Kind.TEXT: "VARCHAR",
+    Kind.JSON: "JSON",
+    Kind.INT64: "BIGINT",
+    Kind.INT16: "SMALLINT",
+    Kind.FLOAT64: "DOUBLE",
+}
+
+BATCH_SCHEMA = pa.schema([pa.field(c.name, ARROW_TYPES[c.kind]) for c in SPAN_COLUMNS])
+_BATCH_STRUCT = pa.struct(list(BATCH_SCHEMA))
+_STORED = ", ".join(c.name for c in SPAN_COLUMNS if c.stored)
+_ROOT_FIRST = "[root_rank, -start_time_ns]"  # the true root over a local one, then the earliest
+
+
+def _aggregate(column: TraceColumn) -> str:
+    """The column's value over the batch's spans of one trace."""
+    c = column.inputs[0]
+    fold = column.fold
+    if fold is Fold.KEY:
+        return c
+    if fold is Fold.ROOT:
+        value = f"max_by({c}, {_ROOT_FIRST}) FILTER (WHERE root_rank > 0)"
+        return value if column.default is None else f"coalesce({value}, '{column.default}')"
+    if fold is Fold.FIRST:
+        return f"arg_min({c}, start_time_ns) FILTER (WHERE {c} IS NOT NULL)"
+    if fold is Fold.LATEST:
+        return f"arg_max({c}, end_time_ns) FILTER (WHERE {c} IS NOT NULL)"
+    if fold is Fold.MIN or fold is Fold.MAX:
+        return f"{fold.value}({c})"
+    if fold is Fold.SUM:
+        present = " + ".join(f"count({s})" for s in column.inputs)
+        total = " + ".join(f"coalesce({s}, 0)" for s in column.inputs)
+        return f"CASE WHEN {present} = 0 THEN NULL ELSE sum({total}) END"
+    if fold is Fold.COUNT:
+        return "count(*)"
+    if fold is Fold.MERGE:
+        merged = f"list({c}::JSON ORDER BY end_time_ns) FILTER (WHERE {c} IS NOT NULL)"
+        return f"list_reduce({merged}, lambda a, b: json_merge_patch(a, b), NULL::JSON)"
+    if fold is Fold.DURATION:
+        start, end = column.inputs
+        return f"(max({end}) - min({start})) / 1e6"
+    return f"NULL::{DUCKDB_TYPES[column.kind]}"  # Fold.UNSET
+
+
+def _update(column: TraceColumn) -> str | None:
+    """The stored value after the batch's aggregate (`excluded`) meets the stored row (`traces`)."""
+    c, fold = column.name, column.fold
+    old, new = f"traces.{c}", f"excluded.{c}"
+    if fold is Fold.KEY or fold is Fold.UNSET:
+        return None
+    if fold is Fold.ROOT:
+        return f"CASE WHEN excluded.root_rank >= traces.root_rank AND excluded.root_rank > 0 THEN {new} ELSE {old} END"
+    if fold is Fold.FIRST:
+        return f"coalesce({old}, {new})"
+    if fold is Fold.LATEST:
+        return f"coalesce({new}, {old})"
+    if fold is Fold.MIN:
+        return f"least({old}, {new})"  # least and greatest skip NULLs
+    if fold is Fold.MAX:
+        return f"greatest({old}, {new})"
+    if fold is Fold.SUM:
+        return f"CASE WHEN {new} IS NULL THEN {old} ELSE coalesce({old}, 0) + {new} END"
+    if fold is Fold.COUNT:
+        return f"{old} + {new}"
+    if fold is Fold.MERGE:
+        return f"CASE WHEN {new} IS NULL THEN {old} WHEN {old} IS NULL THEN {new} ELSE json_merge_patch({old}, {new}) END"
+    start, end = column.inputs  # Fold.DURATION
+    return f"(greatest(traces.{end}, excluded.{end}) - least(traces.{start}, excluded.{start})) / 1e6"
+
+
+_TRACE_NAMES = ", ".join(c.name for c in TRACE_COLUMNS)
+_AGGREGATE_BATCH = (
+    "SELECT "
+    + ",\n    ".join(f"{_aggregate(c)} AS {c.name}" for c in TRACE_COLUMNS)
+    + "\nFROM batch GROUP BY trace_id"
 )
-
-# Trace-level facts that ride on spans (mostly the local root) and fill the `traces` row.
-TRACE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("root_rank", pa.int16()),
-    ("experiment", pa.string()),
-    ("run_id", pa.string()),
-    ("session_id", pa.string()),
-    ("user_id", pa.string()),
-    ("tags", pa.string()),
-    ("metadata", pa.string()),
-    ("agent_name", pa.string()),
-    ("agent_version", pa.string()),
+_UPSERT_TRACES = (
+    f"INSERT INTO traces ({_TRACE_NAMES})\n{_AGGREGATE_BATCH}\nON CONFLICT (trace_id) DO UPDATE SET\n    "
+    + ",\n    ".join(f"{c.name} = {sql}" for c in TRACE_COLUMNS if (sql := _update(c)) is not None)
 )
-
-BATCH_SCHEMA = pa.schema([pa.field(n, t) for n, t in SPAN_COLUMNS + TRACE_COLUMNS])
-_SPAN_NAMES = ", ".join(n for n, _ in SPAN_COLUMNS)
-
-_ROOT = "FILTER (WHERE root_rank > 0)"
-_AGGREGATE_BATCH = f"""
-SELECT
-    trace_id,
-    any_value(experiment) AS experiment,
-    any_value(run_id) AS run_id,
-    max_by(name, root_rank) {_ROOT} AS name,
-    coalesce(max_by(status, root_rank) {_ROOT}, 'IN_PROGRESS') AS status,
-    min(start_time_ns) AS start_time_ns,
-    max(end_time_ns) AS end_time_ns,
-    (max(end_time_ns) - min(start_time_ns)) / 1e6 AS duration_ms,
-    max_by(inputs, root_rank) {_ROOT} AS inputs,
-    max_by(outputs, root_rank) {_ROOT} AS outputs,
-    any_value(session_id) AS session_id,
-    any_value(user_id) AS user_id,
-    any_value(tags) AS tags,
-    any_value(metadata) AS metadata,
-    any_value(agent_name) AS agent_name,
-    any_value(agent_version) AS agent_version,
-    count(*) AS span_count,
-    sum(input_tokens) AS input_tokens,
-    sum(output_tokens) AS output_tokens,
-    CASE WHEN count(input_tokens) + count(output_tokens) = 0 THEN NULL
-         ELSE sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) END AS total_tokens,
-    NULL::DOUBLE AS cost,
-    max(root_rank) AS root_rank
-FROM batch
-GROUP BY trace_id
-"""
-
-_UPSERT_TRACES = f"""
-INSERT INTO traces {_AGGREGATE_BATCH}
-ON CONFLICT (trace_id) DO UPDATE SET
-    experiment = coalesce(traces.experiment, excluded.experiment),
-    run_id = coalesce(traces.run_id, excluded.run_id),
-    name = CASE WHEN excluded.root_rank >= traces.root_rank AND excluded.root_rank > 0
-                THEN excluded.name ELSE traces.name END,
-    status = CASE WHEN excluded.root_rank >= traces.root_rank AND excluded.root_rank > 0
-                  THEN excluded.status ELSE traces.status END,
-    inputs = CASE WHEN excluded.root_rank >= traces.root_rank AND excluded.root_rank > 0
-                  THEN excluded.inputs ELSE traces.inputs END,
-    outputs = CASE WHEN excluded.root_rank >= traces.root_rank AND excluded.root_rank > 0
-                   THEN excluded.outputs ELSE traces.outputs END,
-    start_time_ns = least(traces.start_time_ns, excluded.start_time_ns),
-    end_time_ns = greatest(traces.end_time_ns, excluded.end_time_ns),
-    duration_ms = (greatest(traces.end_time_ns, excluded.end_time_ns)
-                   - least(traces.start_time_ns, excluded.start_time_ns)) / 1e6,
-    session_id = coalesce(excluded.session_id, traces.session_id),
-    user_id = coalesce(excluded.user_id, traces.user_id),
-    tags = CASE WHEN excluded.tags IS NULL THEN traces.tags WHEN traces.tags IS NULL THEN excluded.tags
-                ELSE json_merge_patch(traces.tags, excluded.tags) END,
-    metadata = CASE WHEN excluded.metadata IS NULL THEN traces.metadata
-                    WHEN traces.metadata IS NULL THEN excluded.metadata
-                    ELSE json_merge_patch(traces.metadata, excluded.metadata) END,
-    agent_name = coalesce(excluded.agent_name, traces.agent_name),
-    agent_version = coalesce(excluded.agent_version, traces.agent_version),
-    span_count = traces.span_count + excluded.span_count,
-    input_tokens = CASE WHEN excluded.input_tokens IS NULL THEN traces.input_tokens
-                        ELSE coalesce(traces.input_tokens, 0) + excluded.input_tokens END,
-    output_tokens = CASE WHEN excluded.output_tokens IS NULL THEN traces.output_tokens
-                         ELSE coalesce(traces.output_tokens, 0) + excluded.output_tokens END,
-    total_tokens = CASE WHEN excluded.total_tokens IS NULL THEN traces.total_tokens
-                        ELSE coalesce(traces.total_tokens, 0) + excluded.total_tokens END,
-    root_rank = greatest(traces.root_rank, excluded.root_rank)
-"""
-
+_INSERT_SPANS = f"INSERT INTO spans ({_STORED}) SELECT {_STORED} FROM batch"
 _UPSERT_EXPERIMENTS = """
-INSERT INTO experiments
+INSERT INTO experiments (name, created_ns)
 SELECT DISTINCT experiment, ? FROM batch WHERE experiment IS NOT NULL
 ON CONFLICT (name) DO NOTHING
 """
 
 
-def to_arrow(columns: Mapping[str, Sequence[Any]]) -> pa.Table:
-    """Build the batch table; missing trace-level columns are all NULL."""
-    n = len(columns["trace_id"])
-    arrays = [
-        pa.array(columns[name], type=typ) if name in columns else pa.nulls(n, type=typ)
-        for name, typ in SPAN_COLUMNS + TRACE_COLUMNS
-    ]
-    return pa.Table.from_arrays(arrays, schema=BATCH_SCHEMA)
+def to_arrow(batch: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]) -> pa.Table:
+    """The batch table from rows (dicts by column name) or from columns (lists by column name).
+
+    A column a row or the columns leave out is null. The conversion of rows runs in Arrow's C++
+    code, by field name.
+    """
+    if isinstance(batch, Mapping):
+        n = len(batch["trace_id"])
+        arrays = [
+            pa.array(batch[f.name], type=f.type) if f.name in batch else pa.nulls(n, type=f.type) for f in BATCH_SCHEMA
+        ]
+        return pa.Table.from_arrays(arrays, schema=BATCH_SCHEMA)
+    if not batch:
+        return BATCH_SCHEMA.empty_table()
+    return pa.Table.from_struct_array(pa.array(batch, type=_BATCH_STRUCT))
 
 
 def append_batch(con: duckdb.DuckDBPyConnection, batch: pa.Table, now_ns: int, new_experiments: bool) -> None:
@@ -144,7 +142,7 @@ def append_batch(con: duckdb.DuckDBPyConnection, batch: pa.Table, now_ns: int, n
     try:
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(f"INSERT INTO spans SELECT {_SPAN_NAMES} FROM batch")
+            con.execute(_INSERT_SPANS)
             con.execute(_UPSERT_TRACES)
             if new_experiments:
                 con.execute(_UPSERT_EXPERIMENTS, [now_ns])

@@ -19,6 +19,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
+from agenttrace.otel import messages
 from agenttrace.tracing.autolog_streams import AsyncTracedStream, TracedStream, response_facts
 from agenttrace.tracing.runtime import get_runtime, internal_error
 from agenttrace.tracing.spans import end_error, end_ok, start
@@ -112,10 +113,12 @@ def _begin(operation: str, kwargs: dict[str, Any]) -> tuple[Any, object, Any] | 
         genai_operation = "embeddings" if operation == "embeddings" else "chat"
         attributes: dict[str, Any] = {
             "agenttrace.span_type": "EMBEDDING" if operation == "embeddings" else "LLM",
-            "agenttrace.inputs": rt.serializer.to_json({k: v for k, v in kwargs.items() if k not in _SKIPPED_KWARGS}),
+            "agenttrace.inputs": rt.serializer.to_json(_request_inputs(operation, kwargs)),
             "gen_ai.operation.name": genai_operation,
             "gen_ai.provider.name": "openai",
         }
+        if kwargs.get("tools") is not None:
+            attributes["gen_ai.tool.definitions"] = rt.serializer.to_json(kwargs["tools"])
         if isinstance(model, str):
             attributes["gen_ai.request.model"] = model
         for name in _PARAMS:
@@ -130,6 +133,24 @@ def _begin(operation: str, kwargs: dict[str, Any]) -> tuple[Any, object, Any] | 
     except Exception as exc:
         internal_error("openai autolog start", exc)
         return None
+
+
+def _request_inputs(operation: str, kwargs: dict[str, Any]) -> Any:
+    """A chat call's messages in the stored message shape; an embeddings call's arguments as given.
+
+    The request parameters are GenAI attributes of the span (`gen_ai.request.*`), so the inputs
+    of an LLM span are its messages alone, as for spans of every other instrumentation.
+    """
+    if operation == "chat" and messages.messages(kwargs.get("messages")) is not None:
+        return messages.messages(kwargs["messages"])
+    if operation == "responses":
+        found = messages.from_payload(kwargs.get("input"), "in") or []
+        instructions = kwargs.get("instructions")
+        if isinstance(instructions, str):
+            found.insert(0, messages.message(instructions, "system"))
+        if found:
+            return found
+    return {k: v for k, v in kwargs.items() if k not in _SKIPPED_KWARGS}
 
 
 def _finish(began: tuple[Any, object, Any], operation: str, kwargs: dict[str, Any], result: Any, is_async: bool) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
+from agenttrace.otel import messages
 from agenttrace.tracing.runtime import internal_error
 from agenttrace.tracing.spans import end_error, end_ok
 
@@ -52,18 +53,21 @@ def response_facts(operation: str, result: Any) -> tuple[Any, dict[str, Any]]:
             attributes[ours] = value
     attributes.update(_usage(_get(result, "usage")))
     if operation == "chat":
-        choices = _get(result, "choices") or []
+        choices = [_dump(c) for c in _get(result, "choices") or []]
         reasons = [str(_get(c, "finish_reason")) for c in choices if _get(c, "finish_reason") is not None]
         if reasons:
             attributes["gen_ai.response.finish_reasons"] = reasons
-        messages = [_dump(_get(c, "message")) for c in choices]
-        return (messages[0] if len(messages) == 1 else messages), attributes
+        return messages.from_openai_reply({"choices": choices}), attributes
     if operation == "responses":
         status = _get(result, "status")
         if isinstance(status, str):
             attributes["gen_ai.response.finish_reasons"] = [status]
+        reply = {"output": _dump(_get(result, "output")), "status": status}
         text = _get(result, "output_text")
-        return (text if isinstance(text, str) else _dump(_get(result, "output"))), attributes
+        found = messages.from_openai_reply(reply)
+        if found is None and isinstance(text, str):
+            found = [messages.message(text, "assistant")]
+        return found, attributes
     data = _get(result, "data") or []
     first = _get(data[0], "embedding") if data else None
     return {"embeddings": len(data), "dimensions": len(first) if hasattr(first, "__len__") else None}, attributes
@@ -118,7 +122,9 @@ class _Collector:
         output: dict[str, Any] = {"role": "assistant", "content": "".join(self.content)}
         if self.tool_calls:
             output["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)]
-        return (output if self.operation == "chat" else output["content"]), attributes
+        if self.reasons:
+            output["finish_reason"] = self.reasons[-1]
+        return [messages.message(output, "assistant")], attributes
 
 
 class _StreamBase:
