@@ -18,6 +18,7 @@ from opentelemetry import context as otel_context
 
 from agenttrace.otel import conventions as cv
 from agenttrace.records import SpanType
+from agenttrace.tracing.agent_context import AgentStamp
 from agenttrace.tracing.runtime import get_runtime, internal_error
 from agenttrace.tracing.spans import end_error, end_ok, normalize_span_type, start, static_attribute_value
 
@@ -80,6 +81,7 @@ def trace(
     attributes: dict[str, Any] | None = None,
     capture_inputs: bool = True,
     capture_outputs: bool = True,
+    agent: Any = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
@@ -91,15 +93,21 @@ def trace(
     attributes: dict[str, Any] | None = None,
     capture_inputs: bool = True,
     capture_outputs: bool = True,
+    agent: Any = None,
 ) -> Any:
     """Trace every call of a function as a span: inputs, outputs, timing, errors.
 
     Usable bare (`@trace`) or with options. Works on functions, methods, static and class methods,
     async functions, generators and async generators (the span covers the whole iteration and the
     output is the list of yielded items, capped), and on callable objects (`trace(obj)`).
+
+    `agent` stamps the traces of an entry point with an agent: "name", "name@alias", "name/3",
+    (name, version) or a registered version; a registered name is looked up once, at the first
+    call, and an unregistered one is kept as a free-form label (see tracing/agent_context.py).
     """
     static = {cv.SPAN_TYPE: normalize_span_type(span_type)}
     static.update((k, static_attribute_value(v)) for k, v in (attributes or {}).items())
+    stamp = None if agent is None else AgentStamp(agent)
 
     def decorate(target: Any) -> Any:
         if isinstance(target, type):
@@ -112,16 +120,18 @@ def trace(
             return staticmethod(decorate(target.__func__))
         if not (inspect.isfunction(target) or inspect.ismethod(target)) and callable(target):
             call = target.__call__
-            wrapped = _wrap(call, name or type(target).__name__, static, capture_inputs, capture_outputs)
+            wrapped = _wrap(call, name or type(target).__name__, static, capture_inputs, capture_outputs, stamp)
             return wrapped
         if not callable(target):
             raise TypeError(f"trace() needs a function or callable object, got {type(target).__name__}")
-        return _wrap(target, name or target.__name__, static, capture_inputs, capture_outputs)
+        return _wrap(target, name or target.__name__, static, capture_inputs, capture_outputs, stamp)
 
     return decorate(fn) if fn is not None else decorate
 
 
-def _wrap(fn: Any, span_name: str, static: dict[str, Any], cap_in: bool, cap_out: bool) -> Any:
+def _wrap(
+    fn: Any, span_name: str, static: dict[str, Any], cap_in: bool, cap_out: bool, stamp: AgentStamp | None = None
+) -> Any:
     build_inputs = _inputs_builder(fn)
 
     def begin(args: tuple, kwargs: dict) -> Any:
@@ -130,6 +140,8 @@ def _wrap(fn: Any, span_name: str, static: dict[str, Any], cap_in: bool, cap_out
         if not rt.enabled:
             return None
         attrs = dict(static)
+        if stamp is not None:
+            attrs.update(stamp.attributes())
         # With sampling, serialise only for spans that are kept; without, pass the inputs at start
         # (one attribute write fewer on the common path).
         early = cap_in and rt.settings.sample_rate >= 1.0
