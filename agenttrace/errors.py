@@ -2,6 +2,7 @@
 
     AgentTraceError
     ├── ConfigError                  a setting has a value we cannot use
+    ├── InvalidArgumentError         a public function got an argument it cannot use (also a ValueError)
     ├── StoreError                   the DuckDB store cannot be used
     │   ├── NotAStoreError           the path exists but is not a DuckDB file
     │   ├── SchemaTooNewError        the store was written by a newer agenttrace
@@ -13,6 +14,7 @@
     ├── IngestError                  an OTLP request body cannot be decoded
     └── EvaluationError              an evaluation cannot start (bad data, scorer, predict_fn)
         ├── DatasetError             a dataset cannot be read or is malformed
+        ├── InvalidScorerError       a scorer breaks the contract: its signature or result (also a TypeError)
         └── UnknownScorerError       no registered scorer has the given name
 
 Errors from DuckDB, OpenTelemetry and openai are translated at the boundary with
@@ -29,6 +31,8 @@ __all__ = [
     "EvaluationError",
     "FilterError",
     "IngestError",
+    "InvalidArgumentError",
+    "InvalidScorerError",
     "NotAStoreError",
     "SchemaTooNewError",
     "StoreError",
@@ -45,6 +49,13 @@ class AgentTraceError(Exception):
 
 class ConfigError(AgentTraceError):
     """A configuration value is invalid."""
+
+
+class InvalidArgumentError(AgentTraceError, ValueError):
+    """A public function was given an argument it cannot use; the message names it and says why.
+
+    Also a ValueError, so code written as ``except ValueError`` before this class existed still works.
+    """
 
 
 class StoreError(AgentTraceError):
@@ -97,3 +108,11 @@ class DatasetError(EvaluationError):
 
 class UnknownScorerError(EvaluationError):
     """No registered scorer carries the requested name."""
+
+
+class InvalidScorerError(EvaluationError, TypeError):
+    """Something given as a scorer is not one: it asks for unknown arguments or returned no score.
+
+    Also a TypeError, which is what these mistakes raised before; a scorer that raises it while
+    scoring a record fails that cell only, as any scorer error does.
+    """

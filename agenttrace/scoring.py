@@ -13,18 +13,19 @@ may raise, and the engine records that as the cell's error.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from importlib.metadata import entry_points
 from numbers import Real
-from typing import Any
+from typing import Any, TypeAlias
 
-from agenttrace.errors import UnknownScorerError
+from agenttrace.errors import InvalidScorerError, UnknownScorerError
 from agenttrace.records import Score
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "SCORER_ARGUMENTS",
     "Scorer",
+    "ScorerResult",
     "available_scorers",
     "get_scorer",
     "normalize_result",
@@ -37,19 +38,33 @@ __all__ = [
 ENTRY_POINT_GROUP = "agenttrace.scorers"
 SCORER_ARGUMENTS = ("inputs", "outputs", "expectations", "trace")
 
+# What a scorer may return; numpy scalars are taken too and turned into Python values.
+ScorerResult: TypeAlias = bool | float | str | Score | Sequence[Score]
+
 
 class Scorer:
-    """A named scorer; subclasses implement `score` with any subset of SCORER_ARGUMENTS."""
+    """A named scorer; subclasses implement `score` with any subset of SCORER_ARGUMENTS.
+
+    `score` takes the arguments it reads as keywords, e.g. ``def score(self, *, outputs=None,
+    expectations=None) -> Score``, and the engine passes exactly those. No one method signature
+    allows every subset (a subclass may not drop parameters of a declared method), so `score` is
+    declared as a callable attribute: each subclass's own signature is its contract, and the type
+    checker still checks what it returns.
+    """
 
     name: str = "scorer"
     # "numeric" means mean is the summary; "boolean" means pass rate.
     aggregation: str = "numeric"
-
-    def score(self, **kwargs: Any) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    score: Callable[..., ScorerResult]
 
     def _wanted(self) -> tuple[str, ...]:
-        params = inspect.signature(self.score).parameters
+        score = getattr(self, "score", None)
+        if score is None:
+            raise InvalidScorerError(
+                f"{type(self).__name__} has no score(); a Scorer subclass defines score(...) taking the "
+                f"arguments it reads from {', '.join(SCORER_ARGUMENTS)}"
+            )
+        params = inspect.signature(score).parameters
         if any(p.kind is p.VAR_KEYWORD for p in params.values()):
             return SCORER_ARGUMENTS
         return tuple(n for n in SCORER_ARGUMENTS if n in params)
@@ -75,7 +90,7 @@ class _FunctionScorer(Scorer):
             if n not in SCORER_ARGUMENTS and p.default is inspect.Parameter.empty and p.kind not in variadic
         ]
         if unknown:
-            raise TypeError(
+            raise InvalidScorerError(
                 f"scorer {name!r} asks for {unknown}; a scorer may only ask for {', '.join(SCORER_ARGUMENTS)}"
             )
         takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -107,14 +122,14 @@ def normalize_result(name: str, result: Any) -> list[Score]:
     if isinstance(result, Score):
         return [_named(result, name)]
     if isinstance(result, list | tuple) and not result:
-        raise TypeError(f"scorer {name!r} returned an empty list; return at least one Score")
+        raise InvalidScorerError(f"scorer {name!r} returned an empty list; return at least one Score")
     if isinstance(result, list | tuple) and all(isinstance(r, Score) for r in result):
         return [_named(r, f"{name}/{r.name}" if r.name else name) for r in result]
     if isinstance(result, bool | str | Real) or result is None:
         if result is None:
-            raise TypeError(f"scorer {name!r} returned None; return a bool, number, string or Score")
+            raise InvalidScorerError(f"scorer {name!r} returned None; return a bool, number, string or Score")
         return [Score(value=result, name=name)]
-    raise TypeError(
+    raise InvalidScorerError(
         f"scorer {name!r} returned {type(result).__name__}; return a bool, number, string, Score or list of Scores"
     )
 
@@ -175,5 +190,5 @@ def as_scorers(items: Iterable[Any]) -> list[Scorer]:
         elif callable(item):
             out.append(scorer(item))
         else:
-            raise TypeError(f"{item!r} is not a scorer; pass a Scorer, a function or a registered name")
+            raise InvalidScorerError(f"{item!r} is not a scorer; pass a Scorer, a function or a registered name")
     return out

@@ -45,17 +45,17 @@ def list_traces(
     table = Table(show_lines=False)
     for column in ("trace_id", "name", "status", "start_time", "duration_ms", "spans", "tokens", "inputs"):
         table.add_column(column, no_wrap=column in ("trace_id", "start_time"), overflow="ellipsis")
-    for row in frame.itertuples(index=False):
-        tokens, duration = plain(row.total_tokens), plain(row.duration_ms)
+    for trace in frame.itertuples(index=False):
+        tokens, duration = plain(trace.total_tokens), plain(trace.duration_ms)
         table.add_row(
-            row.trace_id,
-            str(plain(row.name) or ""),
-            str(row.status),
-            str(row.start_time)[:23],
+            str(trace.trace_id),
+            str(plain(trace.name) or ""),
+            str(trace.status),
+            str(trace.start_time)[:23],
             "" if duration is None else f"{duration:.1f}",
-            str(row.span_count),
+            str(trace.span_count),
             "" if tokens is None else str(int(tokens)),
-            shorten(row.inputs, 40),
+            shorten(trace.inputs, 40),
         )
     # Piped output gets a wide console so ids are never cut.
     Console(width=None if sys.stdout.isatty() else 200).print(table)

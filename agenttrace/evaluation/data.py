@@ -94,7 +94,7 @@ def _check_unique(records: list[EvalRecord], source: str) -> list[EvalRecord]:
 
 
 def _read_jsonl(path: Path) -> list[EvalRecord]:
-    records = []
+    records: list[EvalRecord] = []
     with path.open(encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
@@ -107,8 +107,11 @@ def _read_jsonl(path: Path) -> list[EvalRecord]:
     return records
 
 
-def _unflatten(row: Mapping[str, Any]) -> dict[str, Any]:
-    """CSV/Parquet rows: `inputs` as JSON text, or `inputs.<name>` columns, likewise expectations."""
+def _unflatten(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """CSV/Parquet rows: `inputs` as JSON text, or `inputs.<name>` columns, likewise expectations.
+
+    A frame's column labels need not be text (pandas allows any hashable), so each is read as str().
+    """
     out: dict[str, Any] = {}
     for key, value in row.items():
         if isinstance(value, float) and pd.isna(value):

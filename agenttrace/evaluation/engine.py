@@ -240,7 +240,6 @@ class _Evaluation:
         ]
 
     def _assessment(self, scorer: Scorer, trace_id: str, cell: dict[str, Any], name: str) -> Assessment:
-        is_judge = isinstance(scorer, Judge)
         metadata = dict(cell.get("metadata") or {})
         if cell.get("label") is not None:
             metadata["label"] = cell["label"]
@@ -251,8 +250,8 @@ class _Evaluation:
             kind="feedback",
             value=cell.get("value"),
             rationale=cell.get("rationale"),
-            source_type="LLM_JUDGE" if is_judge else "CODE",
-            source_id=scorer.client.model if is_judge else scorer.name,
+            source_type="LLM_JUDGE" if isinstance(scorer, Judge) else "CODE",
+            source_id=scorer.client.model if isinstance(scorer, Judge) else scorer.name,
             metadata=metadata,
             error=cell.get("error"),
             eval_run_id=self.run_id,

@@ -90,8 +90,8 @@ def create_app(
         description="An OTLP ExportTraceServiceRequest, protobuf or JSON, optionally gzip-encoded.",
     )  # fmt: skip
     app.include_router(router)
-    app.add_exception_handler(AgentTraceError, _error)  # type: ignore[arg-type]
-    app.add_exception_handler(ValueError, _error)  # type: ignore[arg-type]
+    app.add_exception_handler(AgentTraceError, _error)
+    app.add_exception_handler(ValueError, _error)
     if auth_token:
         return BearerAuth(app, auth_token)
     return app

@@ -20,7 +20,7 @@ from typing import Any
 
 from agenttrace.errors import FilterError, UnknownFieldError
 
-__all__ = ["FIELDS", "compile_filter", "compile_order_by"]
+__all__ = ["FIELDS", "compile_filter", "compile_order_by", "order_by_items"]
 
 # field name -> (SQL over the traces table aliased t, kind)
 _COLUMNS: dict[str, tuple[str, str]] = {
@@ -270,12 +270,28 @@ def compile_filter(text: str | None) -> tuple[str, list[Any]]:
 _ORDER = re.compile(r"^\s*([A-Za-z_]+)\s*(ASC|DESC)?\s*$", re.IGNORECASE)
 
 
-def compile_order_by(items: list[str] | str | None) -> str:
+def order_by_items(order_by: object) -> list[str]:
+    """order_by as a list of "field [ASC|DESC]" texts; anything but text or a list of texts is refused.
+
+    Checked before any SQL is built, so a wrong type is reported as what it is rather than as the
+    store refusing a query.
+    """
+    if order_by is None:
+        return []
+    if isinstance(order_by, str):
+        return [order_by]
+    if isinstance(order_by, list | tuple) and all(isinstance(item, str) for item in order_by):
+        return list(order_by)
+    raise FilterError(f"order_by must be a string or a list of strings like ['duration_ms DESC'], got {order_by!r}")
+
+
+def compile_order_by(order_by: list[str] | str | None) -> str:
     """Turn ["duration_ms DESC", "name"] into an ORDER BY list of known columns."""
+    items = order_by_items(order_by)
     if not items:
         return "t.start_time_ns DESC, t.trace_id"
     parts = []
-    for item in [items] if isinstance(items, str) else items:
+    for item in items:
         m = _ORDER.match(item)
         if not m or m.group(1) not in _COLUMNS:
             raise UnknownFieldError(

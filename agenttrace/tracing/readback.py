@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agenttrace.errors import ConfigError
+from agenttrace.errors import ConfigError, InvalidArgumentError
 from agenttrace.records import Assessment, Trace, parse_source
 from agenttrace.store import DuckDBStore
+from agenttrace.store._filters import order_by_items
 from agenttrace.tracing.runtime import flush, get_runtime
 
 if TYPE_CHECKING:  # pandas and the HTTP client load only when needed
@@ -73,11 +74,16 @@ def search_traces(
     metadata, session_id, user_id, span_count, input_tokens, output_tokens, total_tokens,
     experiment, run_id, agent_name, agent_version. `filter_string` uses the MLflow-style filter
     language (see the README); `order_by` takes e.g. ["duration_ms DESC"]; newest first by default.
+
+    Raises:
+        FilterError: the filter or order_by cannot be used (the message names the token or value).
+        InvalidArgumentError: max_results is not a whole number of at least 1.
     """
-    if max_results < 1:
-        raise ValueError(f"max_results must be at least 1, got {max_results}")
+    # Arguments are checked here, before either reader, so the store file and the server refuse alike.
+    if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
+        raise InvalidArgumentError(f"max_results must be a whole number of at least 1, got {max_results!r}")
     experiments = [experiment] if isinstance(experiment, str) else experiment
-    return _reads().search_traces(filter_string, experiments, order_by, max_results)
+    return _reads().search_traces(filter_string, experiments, order_by_items(order_by), max_results)
 
 
 def get_trace(trace_id: str) -> Trace:

@@ -155,6 +155,6 @@ def _error_from(response: requests.Response, uri: str) -> Exception:
         return errors.ConfigError(f"agenttrace server at {uri} refused the token: {message}; set AGENTTRACE_AUTH_TOKEN")
     if isinstance(kind, type) and issubclass(kind, errors.AgentTraceError):
         return kind(message)
-    if response.status_code in (400, 422):
-        return ValueError(message)
+    if response.status_code in (400, 422):  # a plain ValueError on the server, or FastAPI's validation
+        return errors.InvalidArgumentError(message)
     return errors.StoreError(f"agenttrace server at {uri}: {message}")

@@ -2,7 +2,8 @@
 
 Every scorer is a `agenttrace.scoring.Scorer` subclass configured through keyword arguments and
 returns a `Score` whose rationale says why. A record missing the expectation a scorer needs
-raises ValueError naming the key, which the evaluation engine records as that cell's error.
+raises InvalidArgumentError (a ValueError) naming the key, which the evaluation engine records as
+that cell's error; so do bad constructor arguments, when the scorer is built.
 
 The implementation modules are private so code can move between them freely; import from here.
 `BUILTIN_HEURISTICS` maps registry names to the classes that build with no arguments, for

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agenttrace.errors import InvalidArgumentError
 from agenttrace.scoring import Scorer
 
 __all__ = [
@@ -73,7 +74,7 @@ def expectation(expectations: Any, scorer: str, *keys: str) -> tuple[str, Any]:
     """Return ``(key, value)`` for the first of ``keys`` the record's expectations carry.
 
     Raises:
-        ValueError: none of the keys is present (or set to None); the message names them, and the
+        InvalidArgumentError: none of the keys is present (or set to None); the message names them, and the
             engine records it as this cell's error.
     """
     if isinstance(expectations, Mapping):
@@ -81,14 +82,14 @@ def expectation(expectations: Any, scorer: str, *keys: str) -> tuple[str, Any]:
             if expectations.get(key) is not None:
                 return key, expectations[key]
     wanted = " or ".join(f"expectations[{key!r}]" for key in keys)
-    raise ValueError(f"{scorer} needs {wanted}; add it to the dataset record")
+    raise InvalidArgumentError(f"{scorer} needs {wanted}; add it to the dataset record")
 
 
 def text_list(value: Any, scorer: str, key: str) -> list[str]:
     """Read an expectation that may be one string or a list of them; an empty list is an error."""
     items = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
     if not items:
-        raise ValueError(f"{scorer}: expectations[{key!r}] is empty; give at least one value")
+        raise InvalidArgumentError(f"{scorer}: expectations[{key!r}] is empty; give at least one value")
     return [as_text(item) for item in items]
 
 

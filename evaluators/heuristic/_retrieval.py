@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from agenttrace.errors import InvalidArgumentError
 from agenttrace.records import Score, SpanType, Trace
 
 from ._common import HeuristicScorer, clip, expectation, text_list
@@ -23,9 +24,7 @@ _ID_KEYS = ("id", "doc_id", "document_id")
 _LIST_KEYS = ("retrieved_doc_ids", "documents")
 
 
-def retrieved_doc_ids(
-    outputs: Any = None, trace: Trace | None = None, span_name: str | None = None
-) -> list[str]:
+def retrieved_doc_ids(outputs: Any = None, trace: Trace | None = None, span_name: str | None = None) -> list[str]:
     """The ranked, de-duplicated document ids a record retrieved (see the module docstring)."""
     spans = []
     if trace is not None:
@@ -59,7 +58,7 @@ def _doc_id(item: Any) -> str:
                 for key in _ID_KEYS:
                     if where.get(key) is not None:
                         return str(where[key])
-    raise ValueError(
+    raise InvalidArgumentError(
         f"a retrieved document has no id: {clip(repr(item), 60)}; "
         f"give each document one of {', '.join(_ID_KEYS)} (or the same under 'metadata')"
     )
@@ -71,7 +70,7 @@ class _RankingScorer(HeuristicScorer):
     def __init__(self, k: int | None = 5, *, span_name: str | None = None, name: str | None = None) -> None:
         super().__init__(name=name)
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-            raise ValueError(f"{type(self).__name__}: k must be a positive integer, got {k!r}")
+            raise InvalidArgumentError(f"{type(self).__name__}: k must be a positive integer, got {k!r}")
         self.k = k
         self.span_name = span_name
 
@@ -120,9 +119,7 @@ class MRR(_RankingScorer):
 
     name = "mrr"
 
-    def __init__(
-        self, k: int | None = None, *, span_name: str | None = None, name: str | None = None
-    ) -> None:
+    def __init__(self, k: int | None = None, *, span_name: str | None = None, name: str | None = None) -> None:
         super().__init__(k, span_name=span_name, name=name)
 
     def score(self, *, outputs: Any = None, expectations: Any = None, trace: Trace | None = None) -> Score:
@@ -130,9 +127,7 @@ class MRR(_RankingScorer):
         rank = next((i for i, doc in enumerate(top, start=1) if doc in relevant), None)
         if rank is None:
             return Score(0.0, rationale=f"no relevant document in the {self._top} ({len(top)} retrieved)")
-        return Score(
-            1.0 / rank, rationale=f"first relevant document {clip(top[rank - 1], 30)} at rank {rank}"
-        )
+        return Score(1.0 / rank, rationale=f"first relevant document {clip(top[rank - 1], 30)} at rank {rank}")
 
 
 class NDCG(_RankingScorer):

@@ -15,6 +15,7 @@ from typing import Any
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 
+from agenttrace.errors import InvalidArgumentError
 from agenttrace.records import Score
 
 from ._common import HeuristicScorer, clip
@@ -56,13 +57,7 @@ def _describe(value: Any) -> str:
         return f"a JSON object with {_count(len(value), 'key')}"
     if isinstance(value, list | tuple):
         return f"a JSON array of {_count(len(value), 'item')}"
-    kind = (
-        "null"
-        if value is None
-        else "boolean"
-        if isinstance(value, bool)
-        else _SCALARS.get(type(value), "value")
-    )
+    kind = "null" if value is None else "boolean" if isinstance(value, bool) else _SCALARS.get(type(value), "value")
     return f"a JSON {kind} ({clip(json.dumps(value), 30)})"
 
 
@@ -119,9 +114,10 @@ class JsonSchema(HeuristicScorer):
         super().__init__(name=name)
         cls = validator_for(schema)
         try:
-            cls.check_schema(schema)
+            if not isinstance(schema, bool):  # true and false are complete schemas; the check takes objects
+                cls.check_schema(dict(schema))
         except SchemaError as exc:
-            raise ValueError(f"JsonSchema: the schema is invalid at {exc.json_path}: {exc.message}") from exc
+            raise InvalidArgumentError(f"JsonSchema: the schema is invalid at {exc.json_path}: {exc.message}") from exc
         self.schema = schema
         self._validator = cls(schema)
         self.allow_code_fence = allow_code_fence

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from agenttrace.errors import InvalidArgumentError
 from agenttrace.records import Score
 
 from ._common import HeuristicScorer, TextScorer, as_text, clip, expectation, reference_answers, text_list
@@ -80,7 +81,7 @@ class _FactScorer(TextScorer):
         # A lone string is one fact, not a sequence of one-letter facts.
         self.facts = None if facts is None else [facts] if isinstance(facts, str) else list(facts)
         if self.facts is not None and not self.facts:
-            raise ValueError(f"{type(self).__name__}: facts is empty; give at least one fact")
+            raise InvalidArgumentError(f"{type(self).__name__}: facts is empty; give at least one fact")
 
     def _split(self, outputs: Any, expectations: Any) -> tuple[list[str], list[str]]:
         """Return the facts found in the output and those missing from it."""
@@ -109,9 +110,7 @@ class ContainsAll(_FactScorer):
             return Score(True, rationale=f"all {len(found)} expected facts found", metadata=meta)
         total = len(found) + len(missing)
         listed = ", ".join(repr(clip(f, 40)) for f in missing)
-        return Score(
-            False, rationale=f"missing {len(missing)} of {total} expected facts: {listed}", metadata=meta
-        )
+        return Score(False, rationale=f"missing {len(missing)} of {total} expected facts: {listed}", metadata=meta)
 
 
 class ContainsAny(_FactScorer):
@@ -125,9 +124,7 @@ class ContainsAny(_FactScorer):
         meta = {"found": found, "missing": missing}
         if found:
             listed = ", ".join(repr(clip(f, 40)) for f in found)
-            return Score(
-                True, rationale=f"found {len(found)} of {len(found) + len(missing)}: {listed}", metadata=meta
-            )
+            return Score(True, rationale=f"found {len(found)} of {len(found) + len(missing)}: {listed}", metadata=meta)
         return Score(False, rationale=f"none of the {len(missing)} expected facts found", metadata=meta)
 
 
@@ -153,7 +150,7 @@ class RegexMatch(HeuristicScorer):
         try:
             self.pattern = re.compile(pattern, flags) if isinstance(pattern, str) else pattern
         except re.error as exc:
-            raise ValueError(f"RegexMatch: invalid pattern {pattern!r}: {exc}") from exc
+            raise InvalidArgumentError(f"RegexMatch: invalid pattern {pattern!r}: {exc}") from exc
         self.full_match = full_match
 
     def score(self, *, outputs: Any = None) -> Score:
@@ -163,16 +160,14 @@ class RegexMatch(HeuristicScorer):
         if match is None:
             how = "the whole output" if self.full_match else "anywhere in the output"
             return Score(False, rationale=f"{shown} does not match {how}")
-        return Score(
-            True, rationale=f"{shown} matched {clip(match.group(0), 60)!r} at offset {match.start()}"
-        )
+        return Score(True, rationale=f"{shown} matched {clip(match.group(0), 60)!r} at offset {match.start()}")
 
 
 def _needle(scorer: TextScorer, text: str, where: str) -> str:
     """Normalise a text to look for; one that normalises to nothing would be found everywhere."""
     needle = scorer.normalize(text)
     if not needle:
-        raise ValueError(f"{scorer.name}: {text!r} in {where} is empty after normalisation")
+        raise InvalidArgumentError(f"{scorer.name}: {text!r} in {where} is empty after normalisation")
     return needle
 
 

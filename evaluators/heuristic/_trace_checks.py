@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from itertools import zip_longest
 from typing import Any
 
+from agenttrace.errors import InvalidArgumentError
 from agenttrace.records import Score, SpanRecord, SpanStatus, SpanType, Trace
 
 from ._common import HeuristicScorer, clip, expectation
@@ -20,7 +21,7 @@ __all__ = ["LatencyUnder", "NoErrorSpans", "TokensUnder", "ToolCalled", "ToolSeq
 
 def _require(trace: Trace | None, scorer: str) -> Trace:
     if trace is None:
-        raise ValueError(f"{scorer} needs the record's trace; score records produced by a traced run")
+        raise InvalidArgumentError(f"{scorer} needs the record's trace; score records produced by a traced run")
     return trace
 
 
@@ -38,7 +39,7 @@ def _expected_tools(expectations: Any, scorer: str) -> list[str]:
     for item in items:
         name = item.get("name", item.get("tool_name")) if isinstance(item, Mapping) else item
         if not isinstance(name, str):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{scorer}: each entry of expectations['expected_tool_calls'] must be a tool name "
                 f"or a dict with a 'name'; got {clip(repr(item), 60)}"
             )
@@ -48,7 +49,7 @@ def _expected_tools(expectations: Any, scorer: str) -> list[str]:
 
 def _check_limit(scorer: str, label: str, limit: float) -> float:
     if isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 0:
-        raise ValueError(f"{scorer}: {label} must be a non-negative number, got {limit!r}")
+        raise InvalidArgumentError(f"{scorer}: {label} must be a non-negative number, got {limit!r}")
     return limit
 
 
@@ -70,7 +71,7 @@ class LatencyUnder(HeuristicScorer):
             start = min(s.start_time_ns for s in trace.spans)
             duration = (max(s.end_time_ns for s in trace.spans) - start) / 1e6
         if duration is None:
-            raise ValueError(f"{self.name}: the trace records no duration and has no spans")
+            raise InvalidArgumentError(f"{self.name}: the trace records no duration and has no spans")
         verdict = duration <= self.max_ms
         relation = "within" if verdict else "over"
         return Score(
@@ -102,7 +103,7 @@ class TokensUnder(HeuristicScorer):
         if total is None:
             counts = [n for s in trace.spans for n in (s.input_tokens, s.output_tokens) if n is not None]
             if not counts:
-                raise ValueError(f"{self.name}: the trace records no token counts, on the trace or its spans")
+                raise InvalidArgumentError(f"{self.name}: the trace records no token counts, on the trace or its spans")
             total, source = sum(counts), "sum over spans"
         verdict = total <= self.max_tokens
         relation = "within" if verdict else "over"
@@ -173,8 +174,7 @@ class NoErrorSpans(HeuristicScorer):
         failed = [s for s in trace if s.status == SpanStatus.ERROR]
         if failed:
             listed = "; ".join(
-                f"{s.name}" + (f" ({clip(s.status_message, 60)})" if s.status_message else "")
-                for s in failed[:5]
+                f"{s.name}" + (f" ({clip(s.status_message, 60)})" if s.status_message else "") for s in failed[:5]
             )
             noun = "span" if len(failed) == 1 else "spans"
             return Score(False, rationale=f"{len(failed)} {noun} failed: {listed}")

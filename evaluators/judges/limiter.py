@@ -14,6 +14,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from agenttrace.errors import InvalidArgumentError
+
 __all__ = ["AdaptiveLimiter", "Slot"]
 
 
@@ -33,9 +35,9 @@ class AdaptiveLimiter:
 
     def __init__(self, max_concurrency: int = 16, increase_after: int = 10) -> None:
         if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+            raise InvalidArgumentError(f"max_concurrency must be at least 1, got {max_concurrency}")
         if increase_after < 1:
-            raise ValueError(f"increase_after must be at least 1, got {increase_after}")
+            raise InvalidArgumentError(f"increase_after must be at least 1, got {increase_after}")
         self.max_concurrency = max_concurrency
         self.increase_after = increase_after
         self._limit = max_concurrency
