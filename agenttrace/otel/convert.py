@@ -84,7 +84,7 @@ def spans_to_rows(spans: Sequence[ReadableSpan], default_experiment: str | None 
     Resources are serialised once per distinct resource object. Spans of other instrumentation
     (capture_global) whose resource names no experiment get `default_experiment`.
     """
-    resources: dict[int, tuple[str, Any]] = {}
+    resources: dict[int, tuple[str, str | None]] = {}
     rows = []
     error_code = StatusCode.ERROR
     for span in spans:
@@ -101,7 +101,9 @@ def spans_to_rows(spans: Sequence[ReadableSpan], default_experiment: str | None 
         cached = resources.get(id(resource))
         if cached is None:
             res_attrs = dict(resource.attributes) if resource is not None else {}
-            cached = resources[id(resource)] = (dumps(res_attrs), res_attrs.get(cv.EXPERIMENT) or default_experiment)
+            experiment = res_attrs.get(cv.EXPERIMENT)
+            named = experiment if isinstance(experiment, str) and experiment else default_experiment
+            cached = resources[id(resource)] = (dumps(res_attrs), named)
         scope = span.instrumentation_scope
         events = span.events  # a property that copies: read it once
         start = span.start_time or 0

@@ -160,10 +160,10 @@ def from_openai_reply(reply: Mapping[str, Any]) -> list[dict[str, Any]] | None:
             elif item.get("type") == "function_call":
                 parts.append(_tool_call_part(item))
         if parts:
-            msg: dict[str, Any] = {"role": "assistant", "parts": parts}
+            reply_message: dict[str, Any] = {"role": "assistant", "parts": parts}
             if isinstance(reply.get("status"), str):
-                msg["finish_reason"] = reply["status"]
-            return [msg]
+                reply_message["finish_reason"] = reply["status"]
+            return [reply_message]
     return None
 
 

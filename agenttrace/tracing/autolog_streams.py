@@ -68,7 +68,7 @@ def response_facts(operation: str, result: Any) -> tuple[Any, dict[str, Any]]:
         if found is None and isinstance(text, str):
             found = [messages.message(text, "assistant")]
         return found, attributes
-    data = _get(result, "data") or []
+    data: list[Any] = list(_get(result, "data") or [])
     first = _get(data[0], "embedding") if data else None
     return {"embeddings": len(data), "dimensions": len(first) if hasattr(first, "__len__") else None}, attributes
 
