@@ -78,6 +78,8 @@ class Settings:
     judge_model: str | None = None
     judge_base_url: str | None = None  # None means OpenAI itself
     judge_api_key: str | None = field(default=None, repr=False)  # kept out of logged reprs
+    # Where runs copy their artifacts: a folder or file:// URI; None means <store name>-artifacts beside the store.
+    artifact_root: str | None = None
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -102,6 +104,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "judge_model": _parse_text,
     "judge_base_url": _parse_text,
     "judge_api_key": _parse_text,
+    "artifact_root": _parse_store,
 }
 
 # Settings that fall back to one standard variable, read after the file and before AGENTTRACE_*.

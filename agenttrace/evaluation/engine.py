@@ -26,12 +26,16 @@ from agenttrace.evaluation.data import EvalRecord, LoadedData, digest_of, load_d
 from agenttrace.evaluation.progress import ProgressBar
 from agenttrace.evaluation.result import EvaluationResult
 from agenttrace.evaluation.scorers import StoreJudgeCache, judge_model_of, resolve_scorers, scoring_context
-from agenttrace.evaluation.summary import build_metrics, build_table
+from agenttrace.evaluation.summary import build_metrics, build_table, final_status
 from agenttrace.records import Assessment, Trace
+from agenttrace.registry._loading import registered_agent
 from agenttrace.scoring import Scorer, normalize_result
 from agenttrace.store import DuckDBStore
+from agenttrace.tracing.agent_context import AGENT_VERSION_ID
+from agenttrace.tracing.context import wrap
 from agenttrace.tracing.runtime import Runtime, flush, get_runtime
 from agenttrace.tracing.spans import detached, span, trace_attributes
+from agenttrace.tracking.runs import end_evaluation_run, evaluation_run
 from evaluators.judges import Judge
 
 logger = logging.getLogger("agenttrace")
@@ -125,6 +129,7 @@ class _Evaluation:
         self.predict_name = getattr(predict_fn, "__name__", "predict") if predict_fn else "score"
         self.dataset_ref = dataset_ref
         self.collector = rt.collector() if rt.enabled else None
+        self.agent_version_id: str | None = None
         self.done: list[_Row] = []
         self._unsaved: list[_Row] = []
 
@@ -134,12 +139,10 @@ class _Evaluation:
         tags = {"eval_run_id": self.run_id, "record_id": record.id, "dataset": self.dataset_ref}
         if self.agent_version:
             tags["agent_version"] = self.agent_version
-        return span(
-            self.predict_name,
-            span_type="CHAIN",
-            inputs=record.inputs,
-            attributes=trace_attributes(tags, self.agent_name, self.agent_version, always_sample=True),
-        )
+        attributes = trace_attributes(tags, self.agent_name, self.agent_version, always_sample=True)
+        if self.agent_version_id:  # a registered version; a free-form label has none
+            attributes[AGENT_VERSION_ID] = self.agent_version_id
+        return span(self.predict_name, span_type="CHAIN", inputs=record.inputs, attributes=attributes)
 
     def predict_sync(self, record: EvalRecord) -> _Row:
         if self.loaded.from_traces:
@@ -282,7 +285,7 @@ class _Evaluation:
 def _run_threads(ev: _Evaluation, records: list[EvalRecord], concurrency: int, bar: ProgressBar) -> None:
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="agenttrace-eval")
     try:
-        pending = {pool.submit(ev.predict_sync, r) for r in records}
+        pending = {pool.submit(wrap(ev.predict_sync), r) for r in records}  # wrap: the current run
         while pending:
             finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -312,7 +315,8 @@ def _run_async(ev: _Evaluation, records: list[EvalRecord], concurrency: int, bar
         return
     # Called from inside a running loop (a notebook): run ours on a thread of its own.
     errors: list[BaseException] = []
-    runner = threading.Thread(target=lambda: _capture(errors, lambda: asyncio.run(main())), name="agenttrace-eval")
+    work = wrap(lambda: _capture(errors, lambda: asyncio.run(main())))  # wrap: the current run goes along
+    runner = threading.Thread(target=work, name="agenttrace-eval")
     runner.start()
     runner.join()
     if errors:
@@ -348,7 +352,9 @@ def evaluate(
         scorers: Scorer objects, @scorer functions, or registered names ("exact_match", "correctness").
         experiment: the experiment name stamped on the run.
         run_name: a name for the run (`agenttrace eval show NAME` finds the newest one with it).
-        agent: ("name", "version") or "name@version"; stamped on the run and every trace.
+        agent: ("name", "version"), "name@version", "name/3" or a registered version (AgentVersion,
+            load_agent's callable; a loaded agent given as predict_fn counts too); stamped on the run
+            and every trace. A registered name resolves to its version; other names stay free-form.
         concurrency: records in flight at once.
         judge_model, judge_base_url: the endpoint for judges named in `scorers`.
         progress: show a progress bar (default: when stderr is a terminal).
@@ -373,13 +379,18 @@ def evaluate(
     )
     dataset_version = loaded.stored_version or _store_dataset(store, loaded)
     agent_name, agent_version = agent_identity(agent)
+    agent_version_id = None
+    if store is not None:  # a registered agent resolves to its real name, version and version id
+        agent_name, agent_version, agent_version_id = registered_agent(agent, predict_fn, agent_name, agent_version)
     run_id = uuid.uuid4().hex
+    # Each eval run belongs to one run: the current one, or one started for it (ended with it).
+    tracked, owned_run = evaluation_run(run_name or f"evaluate {loaded.name}", experiment) if store else (None, None)
     if store is not None:
         store.start_eval_run(
             {
                 "eval_run_id": run_id,
                 "name": run_name,
-                "experiment": experiment or rt.settings.experiment,
+                "experiment": experiment or (tracked.experiment if tracked else rt.settings.experiment),
                 "dataset_name": loaded.name,
                 "dataset_version": dataset_version,
                 "agent_name": agent_name,
@@ -390,11 +401,16 @@ def evaluate(
                 "started_ns": time.time_ns(),
             }
         )
+        if agent_version_id:
+            store.link_eval_run_agent(run_id, agent_version_id)
+        if tracked is not None:
+            store.link_eval_run_to_run(run_id, tracked.run_id)
     else:
         logger.warning("agenttrace has no store (store=None or tracing off): evaluation results are not saved")
     ev = _Evaluation(
         rt, run_id, scorer_objects, predict_fn, loaded, (agent_name, agent_version), f"{loaded.name}@{dataset_version}"
     )
+    ev.agent_version_id = agent_version_id
     status = "FINISHED"
     started = time.perf_counter()
     try:
@@ -412,8 +428,10 @@ def evaluate(
     finally:
         metrics = _wind_up(ev, client, scorer_objects, time.perf_counter() - started)
         if store is not None:
-            store.finish_eval_run(run_id, status, metrics)
+            store.finish_eval_run(run_id, final_status(status, metrics), metrics)
+        end_evaluation_run(owned_run, status)
     rows = sorted(ev.done, key=lambda r: r.record.position)
+    status = final_status(status, metrics)  # the tracking run above ended FINISHED: it did finish
     return EvaluationResult(run_id, status, metrics, {"eval_results": build_table(rows, scorer_objects)})
 
 

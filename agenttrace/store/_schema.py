@@ -240,11 +240,92 @@ def _005_registry(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE eval_runs ADD COLUMN agent_version_id VARCHAR")
 
 
+def _004_tracking(con: duckdb.DuckDBPyConnection) -> None:
+    """Experiments get an id, tags and a lifecycle; runs with params, metrics, tags and artifacts.
+
+    `experiments` is rebuilt (DuckDB cannot add a primary key to a table): the old rows keep their
+    names and creation times and get ids in creation order, and any experiment named only by a trace
+    or an eval run gets a row too, so nothing stored before is lost. Every column but `name` and
+    `created_ns` has a default, so the trace writer's `INSERT INTO experiments (name, created_ns)`
+    still creates experiments as traces name them. Metric history is append-only (`run_metrics`);
+    `run_latest_metrics` keeps each key's latest value (highest step, then newest) so searching
+    runs never scans a history. `eval_runs.run_id` ties each evaluation to exactly one run.
+    """
+    con.execute("CREATE SEQUENCE experiment_ids START 1")
+    con.execute(
+        """
+        CREATE TABLE experiments_v4 (
+            experiment_id BIGINT PRIMARY KEY DEFAULT nextval('experiment_ids'),
+            name VARCHAR NOT NULL UNIQUE,
+            created_ns BIGINT NOT NULL,
+            tags JSON,
+            description VARCHAR,
+            lifecycle VARCHAR NOT NULL DEFAULT 'active',   -- active, deleted
+            deleted_ns BIGINT
+        )
+        """
+    )
+    con.execute(
+        """
+        INSERT INTO experiments_v4 (name, created_ns)
+        SELECT name, min(created_ns) FROM (
+            SELECT name, created_ns FROM experiments
+            UNION ALL SELECT experiment, coalesce(start_time_ns, 0) FROM traces WHERE experiment IS NOT NULL
+            UNION ALL SELECT experiment, started_ns FROM eval_runs WHERE experiment IS NOT NULL
+        ) GROUP BY name ORDER BY min(created_ns), name
+        """
+    )
+    con.execute("DROP TABLE experiments")
+    con.execute("ALTER TABLE experiments_v4 RENAME TO experiments")
+    con.execute(
+        """
+        CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY,
+            experiment_id BIGINT NOT NULL,
+            name VARCHAR,
+            status VARCHAR NOT NULL,          -- RUNNING, FINISHED, FAILED, KILLED
+            parent_run_id VARCHAR,
+            description VARCHAR,
+            start_time_ns BIGINT NOT NULL,
+            end_time_ns BIGINT,
+            lifecycle VARCHAR NOT NULL DEFAULT 'active',
+            user_name VARCHAR,
+            host VARCHAR,
+            pid INTEGER,
+            source VARCHAR,
+            artifact_uri VARCHAR             -- the run's artifact folder, fixed when it starts
+        )
+        """
+    )
+    con.execute(
+        "CREATE TABLE run_params (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL, value VARCHAR NOT NULL, "
+        "PRIMARY KEY (run_id, key))"
+    )
+    con.execute(
+        "CREATE TABLE run_tags (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL, value VARCHAR NOT NULL, "
+        "PRIMARY KEY (run_id, key))"
+    )
+    con.execute(
+        "CREATE TABLE run_metrics (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL, value DOUBLE NOT NULL, "
+        "step BIGINT NOT NULL, timestamp_ns BIGINT NOT NULL)"
+    )
+    con.execute(
+        "CREATE TABLE run_latest_metrics (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL, value DOUBLE NOT NULL, "
+        "step BIGINT NOT NULL, timestamp_ns BIGINT NOT NULL, PRIMARY KEY (run_id, key))"
+    )
+    con.execute(
+        "CREATE TABLE run_artifacts (run_id VARCHAR NOT NULL, path VARCHAR NOT NULL, size_bytes BIGINT NOT NULL, "
+        "sha256 VARCHAR NOT NULL, created_ns BIGINT NOT NULL, PRIMARY KEY (run_id, path))"
+    )
+    con.execute("ALTER TABLE eval_runs ADD COLUMN run_id VARCHAR")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_core_tables", _001_core_tables),
     ("002_evaluation", _002_evaluation),
     ("003_span_provider_and_agent_version_id", _003_span_provider_and_agent_version_id),
     ("005_registry", _005_registry),
+    ("004_tracking", _004_tracking),  # after 005: stores made before it have 005 as version 4
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -4,6 +4,11 @@ OpenTelemetry's context lives in contextvars, which a new thread does not inheri
 captures the caller's context when it is called and re-attaches it around each call of `fn`,
 so spans started in a worker thread nest under the span that submitted the work.
 `ContextThreadPoolExecutor` does the same for every submitted task.
+
+The current tracking run lives here too, in CURRENT_RUN, because tracing reads it (the local root
+of every trace is stamped with its run id) and tracing may not import the tracking engine above
+it. It is a ContextVar, so asyncio tasks inherit it; `wrap` carries it into threads with the trace
+context. The engine (agenttrace.tracking) is the only writer.
 """
 
 from __future__ import annotations
@@ -11,26 +16,43 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 
-__all__ = ["ContextThreadPoolExecutor", "wrap"]
+__all__ = ["CURRENT_RUN", "ContextThreadPoolExecutor", "RunStamp", "wrap"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
+@dataclass(frozen=True, slots=True)
+class RunStamp:
+    """What tracing needs of the current run: its id and experiment, and the run it is nested in."""
+
+    run_id: str
+    experiment: str | None
+    parent: RunStamp | None = None
+
+
+CURRENT_RUN: ContextVar[RunStamp | None] = ContextVar("agenttrace_current_run", default=None)
+
+
 def wrap(fn: Callable[P, R]) -> Callable[P, R]:
     """Bind `fn` to the current trace context, for use from another thread."""
     captured = otel_context.get_current()
+    run = CURRENT_RUN.get()
 
     @functools.wraps(fn)
     def in_context(*args: P.args, **kwargs: P.kwargs) -> R:
         token = otel_context.attach(captured)
+        run_token = CURRENT_RUN.set(run)
         try:
             return fn(*args, **kwargs)
         finally:
+            CURRENT_RUN.reset(run_token)
             otel_context.detach(token)
 
     return in_context
