@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from agenttrace.schema import SPAN_COLUMNS
 from agenttrace.store import DuckDBStore, _connection, _writer
 
 BATCH = 8192
@@ -27,7 +28,7 @@ BATCH = 8192
 
 def make_columns(n_spans: int, spans_per_trace: int, offset: int = 0) -> dict[str, list]:
     rng = random.Random(offset)
-    cols: dict[str, list] = {name: [] for name, _ in _writer.SPAN_COLUMNS + _writer.TRACE_COLUMNS}
+    cols: dict[str, list] = {c.name: [] for c in SPAN_COLUMNS}
     base = 1_790_000_000_000_000_000
     types = ["TOOL", "LLM", "RETRIEVER", "CHAIN"]
     for i in range(n_spans):

@@ -10,9 +10,9 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agenttrace.schema import SPAN_COLUMNS, Kind
 from agenttrace.errors import IngestError
 from agenttrace.otel.ingest import decode_json, decode_protobuf, request_to_rows
+from agenttrace.schema import SPAN_COLUMNS, Kind
 from agenttrace.store import DuckDBStore
 from agenttrace.store._writer import to_arrow
 from tests.otlp_builders import make_request, make_span, new_ids

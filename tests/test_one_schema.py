@@ -26,8 +26,7 @@ import agenttrace
 from agenttrace.otel.collector import spans_to_trace
 from agenttrace.otel.exporter import StoreSpanExporter
 from agenttrace.schema import SPAN_COLUMNS, TRACE_COLUMNS
-from agenttrace.store import DuckDBStore
-from agenttrace.store import _schema
+from agenttrace.store import DuckDBStore, _schema
 from tests.server_harness import CliServer, http
 
 T0 = 1_800_000_000_000_000_000
@@ -90,10 +89,16 @@ def _foreign_spans() -> list[ReadableSpan]:
         start = T0 + i * 1_000_000
         spans.append(
             ReadableSpan(
-                name, _context(trace, span), None if parent is None else _context(trace, parent), RESOURCE,
-                attributes, [Event(n, a, start + 1) for n, a in events],
+                name,
+                _context(trace, span),
+                None if parent is None else _context(trace, parent),
+                RESOURCE,
+                attributes,
+                [Event(n, a, start + 1) for n, a in events],
                 status=Status(StatusCode.ERROR, error) if error else Status(StatusCode.OK),
-                start_time=start, end_time=start + 500_000 + i, instrumentation_scope=SCOPE,
+                start_time=start,
+                end_time=start + 500_000 + i,
+                instrumentation_scope=SCOPE,
             )  # fmt: skip
         )
     return spans
@@ -220,7 +225,10 @@ def test_the_same_facts_are_read_from_each_convention(all_spans: list[ReadableSp
     ]  # fmt: skip
     assert chat.spans_of_type("RETRIEVER")[0].outputs == [{"id": "d1", "content": "2+2=4", "score": 0.9}]
     assert (chat.info.session_id, chat.info.user_id, chat.info.tags, chat.info.metadata) == (
-        "s-1", "ana", {"prod": "", "team": "core"}, {"region": "eu"}
+        "s-1",
+        "ana",
+        {"prod": "", "team": "core"},
+        {"region": "eu"},
     )
     genai = store.get_trace(format(2, "032x"))
     assert genai.info.session_id == "conv-9" and genai.root.outputs[0]["finish_reason"] == "stop"  # type: ignore[index,union-attr]
@@ -236,7 +244,10 @@ def test_the_same_facts_are_read_from_each_convention(all_spans: list[ReadableSp
         {"role": "assistant", "parts": [{"type": "text", "content": "a"}], "finish_reason": "stop"}
     ]
     openllmetry = store.get_trace(format(4, "032x"))
-    assert [(s.span_type, s.model, s.input_tokens) for s in openllmetry] == [("CHAIN", None, None), ("LLM", "claude", 5)]
+    assert [(s.span_type, s.model, s.input_tokens) for s in openllmetry] == [
+        ("CHAIN", None, None),
+        ("LLM", "claude", 5),
+    ]
     assert openllmetry.root.inputs == {"goal": "x"}  # type: ignore[union-attr]
 
 

@@ -90,7 +90,9 @@ def message(value: Any, default_role: str | None = None) -> dict[str, Any]:
     if isinstance(value.get("parts"), list):
         parts = [dict(p) if isinstance(p, Mapping) else _text_part(p) for p in value["parts"]]
     elif role == "tool" and value.get("tool_call_id") is not None:
-        parts = [{"type": "tool_call_response", "id": value["tool_call_id"], "response": json_value(value.get("content"))}]
+        parts = [
+            {"type": "tool_call_response", "id": value["tool_call_id"], "response": json_value(value.get("content"))}
+        ]
     else:
         inner = value.get("message")  # a GenAI choice event: {"message": {...}, "finish_reason": ...}
         if isinstance(inner, str | Mapping) and "content" not in value:

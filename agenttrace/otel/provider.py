@@ -26,7 +26,7 @@ class _KeepMarkedRoots(Sampler):
     def __init__(self, delegate: Sampler) -> None:
         self._delegate = delegate
 
-    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):  # type: ignore[no-untyped-def]
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):  # noqa: ANN001 - Sampler's signature
         if attributes and attributes.get(cv.ALWAYS_SAMPLE):
             return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
         return self._delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -35,9 +35,7 @@ _OBJECT_FRAME_COLUMNS = tuple(c.name for c in TRACE_COLUMNS if c.public and c.fo
 _INFO_NAMES = [f.name for f in fields(TraceInfo)]
 _INFO_SELECT = "SELECT " + ", ".join(_INFO_NAMES) + " FROM traces WHERE trace_id = ?"
 _SPAN_FIELDS = [f.name for f in fields(SpanRecord)]
-_SPANS_SELECT = (
-    "SELECT " + ", ".join(_SPAN_FIELDS) + " FROM spans WHERE trace_id = ? ORDER BY start_time_ns, span_id"
-)
+_SPANS_SELECT = "SELECT " + ", ".join(_SPAN_FIELDS) + " FROM spans WHERE trace_id = ? ORDER BY start_time_ns, span_id"
 
 
 def search_frame(

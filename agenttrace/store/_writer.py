@@ -92,16 +92,16 @@ def _update(column: TraceColumn) -> str | None:
     if fold is Fold.COUNT:
         return f"{old} + {new}"
     if fold is Fold.MERGE:
-        return f"CASE WHEN {new} IS NULL THEN {old} WHEN {old} IS NULL THEN {new} ELSE json_merge_patch({old}, {new}) END"
+        return (
+            f"CASE WHEN {new} IS NULL THEN {old} WHEN {old} IS NULL THEN {new} ELSE json_merge_patch({old}, {new}) END"
+        )
     start, end = column.inputs  # Fold.DURATION
     return f"(greatest(traces.{end}, excluded.{end}) - least(traces.{start}, excluded.{start})) / 1e6"
 
 
 _TRACE_NAMES = ", ".join(c.name for c in TRACE_COLUMNS)
 _AGGREGATE_BATCH = (
-    "SELECT "
-    + ",\n    ".join(f"{_aggregate(c)} AS {c.name}" for c in TRACE_COLUMNS)
-    + "\nFROM batch GROUP BY trace_id"
+    "SELECT " + ",\n    ".join(f"{_aggregate(c)} AS {c.name}" for c in TRACE_COLUMNS) + "\nFROM batch GROUP BY trace_id"
 )
 _UPSERT_TRACES = (
     f"INSERT INTO traces ({_TRACE_NAMES})\n{_AGGREGATE_BATCH}\nON CONFLICT (trace_id) DO UPDATE SET\n    "

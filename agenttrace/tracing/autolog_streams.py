@@ -8,6 +8,7 @@ exhausted, closed, left (`with`), fails, or is dropped.
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from typing import Any
 
 from opentelemetry.trace import Span
@@ -70,7 +71,8 @@ def response_facts(operation: str, result: Any) -> tuple[Any, dict[str, Any]]:
         return found, attributes
     data: list[Any] = list(_get(result, "data") or [])
     first = _get(data[0], "embedding") if data else None
-    return {"embeddings": len(data), "dimensions": len(first) if hasattr(first, "__len__") else None}, attributes
+    dimensions = len(first) if isinstance(first, Sized) else None
+    return {"embeddings": len(data), "dimensions": dimensions}, attributes
 
 
 class _Collector:
