@@ -12,6 +12,8 @@ from typing import Any
 import click
 
 from agenttrace.cli.eval import eval_group
+from agenttrace.cli.experiments import experiments
+from agenttrace.cli.runs import runs
 from agenttrace.cli.scorers import scorers
 from agenttrace.cli.server import server
 from agenttrace.cli.status import status
@@ -39,6 +41,8 @@ cli.add_command(status)
 cli.add_command(server)
 cli.add_command(eval_group)
 cli.add_command(scorers)
+cli.add_command(runs)
+cli.add_command(experiments)
 
 
 def main() -> None:
