@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from agenttrace.cli.agents import agents
 from agenttrace.cli.eval import eval_group
 from agenttrace.cli.experiments import experiments
 from agenttrace.cli.runs import runs
@@ -41,6 +42,7 @@ cli.add_command(status)
 cli.add_command(server)
 cli.add_command(eval_group)
 cli.add_command(scorers)
+cli.add_command(agents)
 cli.add_command(runs)
 cli.add_command(experiments)
 

@@ -231,9 +231,12 @@ def list_agents(filter_string: str | None = None, max_results: int = 100, offset
     return _store().list_agents(filter_string, max_results, offset)
 
 
-def list_agent_versions(name: str, max_results: int = 100, offset: int = 0) -> pd.DataFrame:
-    """The versions of one agent, newest first."""
-    return _store().list_agent_versions(name, max_results, offset)
+def list_agent_versions(
+    name: str, filter_string: str | None = None, max_results: int = 100, offset: int = 0
+) -> pd.DataFrame:
+    """The versions of one agent, newest first; `filter_string` over version, description, target,
+    git_commit, created_by, run_id, created and tags.<key>."""
+    return _store().list_agent_versions(name, filter_string, max_results, offset)
 
 
 def set_alias(name: str, alias: str, version: int | str) -> int:

@@ -163,16 +163,11 @@ def get_agent(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, Any]:
     return entry
 
 
-class _AgentFilter(_Parser):
-    """The trace filter language over the agents listing: name, description, versions, tags.<key>."""
+class _RegistryFilter(_Parser):
+    """The trace filter language over a registry listing: its own fields and `tags.<key>`."""
 
-    FIELDS = {
-        "name": ("a.name", "text"),
-        "description": ("a.description", "text"),
-        "latest_version": ("a.last_version", "number"),
-        "created": ("a.created_ns", "time"),
-        "updated": ("a.updated_ns", "time"),
-    }
+    FIELDS: dict[str, tuple[str, str]] = {}
+    TAGS = ""
 
     def _field(self, tok: _Tok) -> tuple[str, str, bool]:
         if tok.text in self.FIELDS:
@@ -181,21 +176,49 @@ class _AgentFilter(_Parser):
         head, _, key = tok.text.partition(".")
         if head == "tags" and key:
             self.params.append('$."' + key.strip('`"').replace('"', '\\"') + '"')
-            return "json_extract_string(a.tags, ?)", "text", False
+            return f"json_extract_string({self.TAGS}, ?)", "text", False
         raise UnknownFieldError(
             f"unknown field {tok.text!r} at position {tok.pos}; "
             f"valid fields: {', '.join([*self.FIELDS, 'tags.<key>'])}",
             position=tok.pos,
         )
 
+    @classmethod
+    def compile(cls, text: str | None) -> tuple[str, list[Any]]:
+        if text is None or not text.strip():
+            return "TRUE", []
+        parser = cls(text)
+        return parser.parse(), parser.params
+
+
+class _AgentFilter(_RegistryFilter):
+    FIELDS = {
+        "name": ("a.name", "text"),
+        "description": ("a.description", "text"),
+        "latest_version": ("a.last_version", "number"),
+        "created": ("a.created_ns", "time"),
+        "updated": ("a.updated_ns", "time"),
+    }
+    TAGS = "a.tags"
+
+
+class _VersionFilter(_RegistryFilter):
+    FIELDS = {
+        "version": ("v.version", "number"),
+        "description": ("v.description", "text"),
+        "target": ("v.target", "text"),
+        "git_commit": ("v.git_commit", "text"),
+        "created_by": ("v.created_by", "text"),
+        "run_id": ("v.run_id", "text"),
+        "created": ("v.created_ns", "time"),
+    }
+    TAGS = "v.tags"
+
 
 def list_agents(con: duckdb.DuckDBPyConnection, filter_string: str | None, limit: int, offset: int) -> pd.DataFrame:
     import pandas as pd
 
-    where, params = "TRUE", []
-    if filter_string and filter_string.strip():
-        parser = _AgentFilter(filter_string)
-        where, params = parser.parse(), parser.params
+    where, params = _AgentFilter.compile(filter_string)
     frame = con.execute(
         "SELECT a.name, a.description, a.tags, a.last_version AS latest_version, "
         "(SELECT count(*) FROM agent_versions v WHERE v.agent_name = a.name) AS versions, "
@@ -209,17 +232,20 @@ def list_agents(con: duckdb.DuckDBPyConnection, filter_string: str | None, limit
     return frame
 
 
-def list_versions(con: duckdb.DuckDBPyConnection, name: str, limit: int, offset: int) -> pd.DataFrame:
+def list_versions(
+    con: duckdb.DuckDBPyConnection, name: str, filter_string: str | None, limit: int, offset: int
+) -> pd.DataFrame:
     import pandas as pd
 
     _require_agent(con, name)
+    where, params = _VersionFilter.compile(filter_string)
     frame = con.execute(
         "SELECT v.version, v.version_id, v.target, v.code_digest, v.git_commit, v.git_dirty, v.description, v.tags, "
         "(SELECT string_agg(alias, ', ' ORDER BY alias) FROM agent_aliases l "
         " WHERE l.agent_name = v.agent_name AND l.version = v.version) AS aliases, "
         "v.created_by, make_timestamp(v.created_ns // 1000) AS created, v.run_id "
-        "FROM agent_versions v WHERE v.agent_name = ? ORDER BY v.version DESC LIMIT ? OFFSET ?",
-        [name, limit, offset],
+        f"FROM agent_versions v WHERE v.agent_name = ? AND {where} ORDER BY v.version DESC LIMIT ? OFFSET ?",
+        [name, *params, limit, offset],
     ).df()
     frame["tags"] = pd.Series([_loads(v) or {} for v in frame["tags"]], index=frame.index, dtype=object)
     return frame
