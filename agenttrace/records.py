@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from agenttrace.errors import InvalidArgumentError
+
 __all__ = ["Assessment", "Score", "SpanRecord", "SpanStatus", "SpanType", "Trace", "TraceInfo", "parse_source"]
 
 
@@ -123,7 +125,9 @@ def parse_source(source: str | None) -> tuple[str, str | None]:
         return "HUMAN", None
     kind, _, ident = source.partition(":")
     if kind.upper() not in SOURCE_TYPES:
-        raise ValueError(f"source {source!r}: start it with human, code or llm_judge (e.g. 'llm_judge:gpt-4o')")
+        raise InvalidArgumentError(
+            f"source {source!r}: start it with human, code or llm_judge (e.g. 'llm_judge:gpt-4o')"
+        )
     return kind.upper(), ident or None
 
 

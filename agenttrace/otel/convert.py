@@ -49,28 +49,28 @@ def span_row(
     outside our instrumentation), else 0. `experiment` is the one its resource names, used when
     the span names none. `trusted` is True for spans of this process (see `cv.map_span`).
     """
+    events_json = dumps(events) if events else "[]"
     if trusted and attributes.keys() <= _PLAIN_KEYS:
-        # The common span, as our decorator makes it: type, inputs, outputs and nothing else.
+        # The common span, as our decorator makes it (type, inputs, outputs and nothing else): one
+        # dict display, the cheapest way Python builds a dict, and no conventions to read.
         get = attributes.get
-        row = {"span_type": get(cv.SPAN_TYPE) or "UNKNOWN", "inputs": get(cv.INPUTS), "outputs": get(cv.OUTPUTS),
-               "attributes": "{}", "experiment": experiment}  # fmt: skip
-    else:
-        row = cv.map_span(attributes, events, trusted)
-        if row["experiment"] is None:
-            row["experiment"] = experiment
-    row["trace_id"] = trace_id
-    row["span_id"] = span_id
-    row["parent_span_id"] = parent_span_id
-    row["name"] = name
-    row["status"] = "ERROR" if error else "OK"
-    row["status_message"] = status_message
-    row["start_time_ns"] = start_time_ns
-    row["end_time_ns"] = end_time_ns
-    row["duration_ms"] = (end_time_ns - start_time_ns) / 1e6
-    row["events"] = dumps(events) if events else "[]"
-    row["resource"] = resource
-    row["scope"] = scope
-    row["root_rank"] = root_rank
+        return {
+            "trace_id": trace_id, "span_id": span_id, "parent_span_id": parent_span_id, "name": name,
+            "span_type": get(cv.SPAN_TYPE) or "UNKNOWN", "status": "ERROR" if error else "OK",
+            "status_message": status_message, "start_time_ns": start_time_ns, "end_time_ns": end_time_ns,
+            "duration_ms": (end_time_ns - start_time_ns) / 1e6, "inputs": get(cv.INPUTS), "outputs": get(cv.OUTPUTS),
+            "attributes": "{}", "events": events_json, "resource": resource, "scope": scope, "root_rank": root_rank,
+            "experiment": experiment,
+        }  # fmt: skip
+    row = cv.map_span(attributes, events, trusted)
+    if row["experiment"] is None:
+        row["experiment"] = experiment
+    row.update(
+        trace_id=trace_id, span_id=span_id, parent_span_id=parent_span_id, name=name, status="ERROR" if error else "OK",
+        status_message=status_message, start_time_ns=start_time_ns, end_time_ns=end_time_ns,
+        duration_ms=(end_time_ns - start_time_ns) / 1e6, events=events_json, resource=resource, scope=scope,
+        root_rank=root_rank,
+    )  # fmt: skip
     return row
 
 

@@ -15,16 +15,28 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from agenttrace.errors import BatchRejectedError, StoreError, TraceNotFoundError
+from agenttrace.errors import AgentTraceError, BatchRejectedError, StoreError, TraceNotFoundError
 from agenttrace.records import Assessment, Trace
-from agenttrace.store import _connection, _evaluation, _ingest, _queries, _run_search, _tracking, _writer
+from agenttrace.store import (
+    _connection,
+    _evaluation,
+    _ingest,
+    _lineage,
+    _queries,
+    _registry,
+    _run_search,
+    _tracking,
+    _writer,
+)
 from agenttrace.store._filters import FIELDS as FILTER_FIELDS
 from agenttrace.store._queries import TRACE_FRAME_COLUMNS
 from agenttrace.store._schema import LATEST_VERSION
-from agenttrace.store._writer import SPAN_COLUMNS, TRACE_COLUMNS
 
 if TYPE_CHECKING:  # pandas loads only when a DataFrame is asked for
     import pandas as pd
+
+# Spans to append: rows (dicts by column name) or columns (lists by column name).
+SpanBatch = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 
 # Errors caused by the values written rather than by the store: the same write without the
 # offending row would succeed.
@@ -41,8 +53,6 @@ _VALUE_ERRORS = (
 __all__ = [
     "FILTER_FIELDS",
     "LATEST_VERSION",
-    "SPAN_COLUMNS",
-    "TRACE_COLUMNS",
     "TRACE_FRAME_COLUMNS",
     "DuckDBStore",
 ]
@@ -71,7 +81,11 @@ class DuckDBStore:
         with self._connect(read_only, hold) as con:
             try:
                 return work(con, *args)
+            except AgentTraceError:
+                raise  # ours already says what was wrong (a bad argument, an unknown id)
             except _VALUE_ERRORS as exc:
+                if read_only:  # a read has no values written: say what the query met instead
+                    raise StoreError(f"store {self.path} could not answer the query: {exc}") from exc
                 raise BatchRejectedError(f"store {self.path} refused the values written: {exc}") from exc
             except duckdb.Error as exc:
                 raise StoreError(f"store {self.path}: {exc}") from exc
@@ -87,15 +101,15 @@ class DuckDBStore:
         with self._connect(read_only=False):
             pass
 
-    def append_spans(self, columns: Mapping[str, Sequence[Any]]) -> int:
-        """Append a batch of spans given as columns (see SPAN_COLUMNS and TRACE_COLUMNS)."""
-        return self._append_table(self.batch_table(columns))
+    def append_spans(self, batch: SpanBatch) -> int:
+        """Append spans given as rows or columns keyed by `agenttrace.schema.SPAN_COLUMNS` names."""
+        return self._append_table(self.batch_table(batch))
 
     @staticmethod
-    def batch_table(columns: Mapping[str, Sequence[Any]]) -> pa.Table:
-        """The Arrow table the store appends, from columns; BatchRejectedError for values of the wrong type."""
+    def batch_table(batch: SpanBatch) -> pa.Table:
+        """The Arrow table the store appends; BatchRejectedError for values of the wrong type."""
         try:
-            return _writer.to_arrow(columns)
+            return _writer.to_arrow(batch)
         except _VALUE_ERRORS as exc:
             raise BatchRejectedError(f"spans with values of the wrong type: {exc}") from exc
 
@@ -106,11 +120,11 @@ class DuckDBStore:
         self._known_experiments |= experiments
         return batch.num_rows
 
-    def append_new_spans(self, batch: pa.Table | Mapping[str, Sequence[Any]]) -> int:
+    def append_new_spans(self, batch: pa.Table | SpanBatch) -> int:
         """Append only the spans (by trace_id, span_id) not stored yet; returns how many were new.
 
         For OTLP ingest, where a sender may re-send a batch; one writer thread must call it. The
-        batch is columns or a table from `batch_table`.
+        batch is rows, columns or a table from `batch_table`.
         """
         table = batch if isinstance(batch, pa.Table) else self.batch_table(batch)
         known = self._run(False, _ingest.existing_span_keys, table, hold=True)
@@ -227,6 +241,78 @@ class DuckDBStore:
 
     def judge_cache_put_many(self, entries: dict[str, str]) -> None:
         self._run(False, _evaluation.judge_cache_put_many, entries, time.time_ns(), hold=True)
+
+    # --- agent registry and lineage (see _registry, _lineage) --------------------------------
+
+    def register_agent_version(self, entry: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Store a version unless the agent has one with the same identity: (version, created)."""
+        try:
+            return self._run(False, _registry.register_version, entry, time.time_ns())
+        except BatchRejectedError as exc:
+            if not isinstance(exc.__cause__, duckdb.ConstraintException):
+                raise
+            # The identity's UNIQUE constraint caught a race the file lock did not: read the winner.
+            return self._run(False, _registry.register_version, entry, time.time_ns())
+
+    def get_agent(self, name: str) -> dict[str, Any]:
+        return self._run(True, _registry.get_agent, name)
+
+    def get_agent_version(self, name: str, ref: int | str | None = None) -> dict[str, Any]:
+        """A version by number, alias, "latest" or None (the latest); AgentNotFoundError lists what exists."""
+        return self._run(True, _registry.get_version, name, ref)
+
+    def find_agent_version(self, name: str, ref: str | None) -> dict[str, Any] | None:
+        """Like get_agent_version, but None when `name` is not a registered agent at all."""
+        return self._run(True, _registry.find_version_id, name, ref)
+
+    def list_agents(self, filter_string: str | None = None, limit: int = 50, offset: int = 0) -> pd.DataFrame:
+        return self._run(True, _registry.list_agents, filter_string, limit, offset)
+
+    def list_agent_versions(
+        self, name: str, filter_string: str | None = None, limit: int = 50, offset: int = 0
+    ) -> pd.DataFrame:
+        return self._run(True, _registry.list_versions, name, filter_string, limit, offset)
+
+    def agent_versions(self, name: str) -> list[dict[str, Any]]:
+        """Every version of one agent, oldest first, with config, prompts and code files."""
+        return self._run(True, _registry.versions_of, [name])
+
+    def set_agent_alias(self, name: str, alias: str, ref: int | str) -> int:
+        return self._run(False, _registry.set_alias, name, alias, ref, time.time_ns())
+
+    def delete_agent_alias(self, name: str, alias: str) -> None:
+        self._run(False, _registry.delete_alias, name, alias)
+
+    def update_agent(
+        self,
+        name: str,
+        version: int | str | None = None,
+        description: str | None = None,
+        tags: dict[str, str | None] | None = None,
+    ) -> None:
+        self._run(False, _registry.update_agent, name, version, description, tags, time.time_ns())
+
+    def delete_agent_version(self, name: str, version: int | str) -> int:
+        return self._run(False, _registry.delete_version, name, version)
+
+    def delete_agent(self, name: str) -> int:
+        return self._run(False, _registry.delete_agent, name)
+
+    def link_eval_run_agent(self, eval_run_id: str, version_id: str) -> None:
+        self._run(False, _registry.link_eval_run, eval_run_id, version_id)
+
+    def agent_trace_figures(self, name: str) -> pd.DataFrame:
+        return self._run(True, _lineage.trace_figures, name)
+
+    def agent_eval_runs(self, name: str, dataset: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        return self._run(True, _lineage.eval_runs_of, name, dataset)
+
+    def lineage(self, ref: str) -> dict[str, Any]:
+        return self._run(True, _lineage.lineage, ref)
+
+    def agent_history_parts(self, name: str) -> dict[str, Any]:
+        """The agent, its versions, per-version trace figures and linked eval runs, in one read."""
+        return self._run(True, _lineage.history_parts, name)
 
     # --- experiments and runs (see _tracking, _run_search) -----------------------------------
     # A run's writes come in bursts (start, params, tags, end), so they hold the connection like

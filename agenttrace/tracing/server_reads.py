@@ -19,14 +19,16 @@ import requests
 
 from agenttrace import errors
 from agenttrace.records import Assessment, SpanRecord, Trace, TraceInfo
+from agenttrace.schema import TRACE_COLUMNS, Kind
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["ServerReads"]
 
-_TIME_COLUMNS = ("start_time", "end_time")
-_COUNT_COLUMNS = ("span_count", "input_tokens", "output_tokens", "total_tokens")
+_PUBLIC = [c for c in TRACE_COLUMNS if c.public]
+_TIME_COLUMNS = tuple(c.name[: -len("_ns")] for c in _PUBLIC if c.name.endswith("_time_ns"))
+_COUNT_COLUMNS = tuple(c.name for c in _PUBLIC if c.kind is Kind.INT64 and not c.name.endswith("_time_ns"))
 MAX_RESULTS = 10_000  # the server's page limit (api.py)
 
 
@@ -61,7 +63,9 @@ class ServerReads:
         from agenttrace.store import TRACE_FRAME_COLUMNS
 
         if max_results > MAX_RESULTS:
-            raise ValueError(f"max_results is at most {MAX_RESULTS:,} through the server, got {max_results:,}")
+            raise errors.InvalidArgumentError(
+                f"max_results is at most {MAX_RESULTS:,} through the server, got {max_results:,}"
+            )
         params: dict[str, Any] = {"max_results": max_results}
         if filter_string:
             params["filter"] = filter_string

@@ -20,8 +20,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import Span, Status, StatusCode
 
+from agenttrace.errors import InvalidArgumentError
+from agenttrace.jsontext import dumps
 from agenttrace.otel import conventions as cv
 from agenttrace.records import SpanType
+from agenttrace.tracing.agent_context import _active as _active_agent
 from agenttrace.tracing.context import CURRENT_RUN
 from agenttrace.tracing.runtime import Runtime, get_runtime, internal_error
 from agenttrace.tracing.serialize import safe_str
@@ -39,7 +42,7 @@ def normalize_span_type(span_type: str | SpanType | None) -> str:
         return SpanType.UNKNOWN.value
     value = str(span_type.value if isinstance(span_type, SpanType) else span_type).upper()
     if value not in _SPAN_TYPES:
-        raise ValueError(f"unknown span_type {span_type!r}; use one of {', '.join(sorted(_SPAN_TYPES))}")
+        raise InvalidArgumentError(f"unknown span_type {span_type!r}; use one of {', '.join(sorted(_SPAN_TYPES))}")
     return value
 
 
@@ -55,6 +58,9 @@ def start(rt: Runtime, name: str, attributes: dict[str, Any]) -> tuple[Span, obj
                 attributes[cv.RUN_ID] = run.run_id
                 if run.experiment is not None:
                     attributes[cv.EXPERIMENT] = run.experiment
+            agent = _active_agent.get()  # set_active_agent / load_agent: stamp the trace's agent
+            if agent is not None and cv.AGENT_NAME not in attributes:
+                attributes.update(agent.attributes)
             s = rt.tracer.start_span(name, context=parent, attributes=attributes)  # type: ignore[union-attr]
             ctx = otel_context.set_value(ROOT_KEY, s, otel_trace.set_span_in_context(s, parent))
         else:
@@ -171,7 +177,7 @@ def static_attribute_value(value: Any) -> Any:
     """`_attribute_value` at decoration time, before any runtime: anything else becomes JSON text
     once, instead of OpenTelemetry refusing it (with a warning) on every call."""
     plain = _plain_attribute(value)
-    return json.dumps(value, default=str, ensure_ascii=False) if plain is _NOT_PLAIN else plain
+    return dumps(value) if plain is _NOT_PLAIN else plain
 
 
 class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") as s:`
@@ -268,7 +274,7 @@ def trace_attributes(
     """
     attributes: dict[str, Any] = {cv.ALWAYS_SAMPLE: True} if always_sample else {}
     if tags:
-        attributes[cv.TRACE_TAGS] = json.dumps({str(k): str(v) for k, v in tags.items()})
+        attributes[cv.TRACE_TAGS] = dumps({str(k): str(v) for k, v in tags.items()})
     if agent_name:
         attributes[cv.AGENT_NAME] = agent_name
     if agent_version:
@@ -342,11 +348,11 @@ def update_current_trace(
         updates: dict[str, Any] = {}
         if tags:
             merged = {**json.loads(existing.get(cv.TRACE_TAGS, "{}")), **{str(k): str(v) for k, v in tags.items()}}
-            updates[cv.TRACE_TAGS] = json.dumps(merged)
+            updates[cv.TRACE_TAGS] = dumps(merged)
         if metadata:
             previous = json.loads(existing.get(cv.TRACE_METADATA, "{}"))
             fresh = json.loads(get_runtime().serializer.to_json(dict(metadata)))
-            updates[cv.TRACE_METADATA] = json.dumps({**previous, **fresh})
+            updates[cv.TRACE_METADATA] = dumps({**previous, **fresh})
         if session_id is not None:
             updates[cv.SESSION_ID] = str(session_id)
         if user_id is not None:
