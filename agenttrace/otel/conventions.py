@@ -292,10 +292,16 @@ def _rest(attrs: Mapping[str, Any], trusted: bool) -> str:
         from agenttrace.otel.otlp_export import with_conventions  # both directions share these names
 
         ours = {k: v for k, v in attrs.items() if k in LIFTED}
-        for key, value in with_conventions(ours).items():
+        payloads = any(k.startswith(_PAYLOAD_COPIES) for k in rest)  # parse ours only when worth it
+        for key, value in with_conventions(ours, payloads).items():
             if key not in ours and rest.get(key) == value:
                 del rest[key]
     return dumps(rest) if rest else "{}"
+
+
+# Prefixes of the message and document forms of our payloads that our own export adds.
+_PAYLOAD_COPIES = ("llm.input_messages.", "llm.output_messages.", "gen_ai.input.", "gen_ai.output.",
+                   "retrieval.documents.")  # fmt: skip
 
 
 def _first(get: Callable[[str], Any], keys: tuple[str, ...]) -> Any:

@@ -67,8 +67,11 @@ def traces_url(endpoint: str, protocol: str) -> str:
     return endpoint.rstrip("/") + "/v1/traces" if parts.path in ("", "/") else endpoint
 
 
-def with_conventions(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """Our attributes plus the GenAI and OpenInference names for the same facts."""
+def with_conventions(attributes: Mapping[str, Any], payloads: bool = True) -> dict[str, Any]:
+    """Our attributes plus the GenAI and OpenInference names for the same facts.
+
+    `payloads=False` leaves out the message and document forms, which parse our JSON payloads.
+    """
     out = dict(attributes)
     span_type = str(out.get(cv.SPAN_TYPE) or "")
     if span_type:
@@ -85,7 +88,8 @@ def with_conventions(attributes: Mapping[str, Any]) -> dict[str, Any]:
     prompt, completion = out.get("llm.token_count.prompt"), out.get("llm.token_count.completion")
     if "llm.token_count.total" not in out and isinstance(prompt, int) and isinstance(completion, int):
         out["llm.token_count.total"] = prompt + completion
-    _payload_conventions(out, span_type)
+    if payloads:
+        _payload_conventions(out, span_type)
     tags = _json_object(out.get(cv.TRACE_TAGS))
     if tags and "tag.tags" not in out:
         out["tag.tags"] = [f"{k}:{v}" for k, v in tags.items()]
