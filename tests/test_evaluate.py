@@ -50,8 +50,11 @@ def test_records_are_traced_scored_and_stored(store_path: Path) -> None:
     assert list(table.record_id) == ["r1", "r2", "r3", "r4"]
     assert list(table.exact_match[:3]) == [True, True, False]
     assert table.error[3] == "KeyError: 'Mars'" and table["exact_match/error"][3].startswith("prediction failed")
-    assert result.metrics["scorers"]["exact_match"]["pass_rate"] == pytest.approx(2 / 3)
-    assert result.metrics["scorers"]["exact_match"]["errors"] == 1
+    # The crashed record counts as a failure: 2 passes of 4, not 2 of the 3 that finished.
+    exact = result.metrics["scorers"]["exact_match"]
+    assert exact["pass_rate"] == 0.5 and exact["pass_rate_without_errors"] == pytest.approx(2 / 3)
+    assert exact["errors"] == 1 and exact["n"] == 4 and exact["count"] == 3
+    assert result.status == "FINISHED_WITH_ERRORS" and result.metrics["run"]["errored_records"] == 1
     assert result.metrics["run"]["prediction_errors"] == 1 and result.metrics["run"]["records"] == 4
 
     # Each record has its own trace: tagged, with the agent's spans nested under the eval root.
@@ -70,8 +73,8 @@ def test_records_are_traced_scored_and_stored(store_path: Path) -> None:
 
     # The run is stored with its dataset version and summary.
     info, rows = DuckDBStore(store_path).load_eval_run("first")
-    assert info["status"] == "FINISHED" and info["agent_version"] == "v2" and info["record_count"] == 4
-    assert info["summary"]["scorers"]["exact_match"]["pass_rate"] == pytest.approx(2 / 3)
+    assert info["status"] == "FINISHED_WITH_ERRORS" and info["agent_version"] == "v2" and info["record_count"] == 4
+    assert info["summary"]["scorers"]["exact_match"]["pass_rate"] == 0.5
     assert [r["record_id"] for r in rows] == ["r1", "r2", "r3", "r4"]
 
 

@@ -72,3 +72,10 @@ def text(value: Any) -> str:
     """A DataFrame cell for a table: empty for missing values."""
     value = plain(value)
     return "" if value is None else str(value)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --json (as ``as_json``): print one JSON document on stdout and nothing else there."""
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON document on stdout (logs and progress go to stderr)."
+    )(fn)

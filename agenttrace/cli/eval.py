@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,12 @@ from typing import Any
 import click
 from rich.table import Table
 
-from agenttrace.cli._common import shorten, store_option, text
+from agenttrace.cli._common import json_option, shorten, store_option, text
+from agenttrace.cli._eval_ci import judge_options, prepare, regression_options, report
+from agenttrace.cli._eval_report import emit_json, error_warning, print_comparison
 from agenttrace.cli._render import console, run_line, scorer_table
 from agenttrace.errors import EvaluationError
+from agenttrace.evaluation.gates import regression_failures
 from agenttrace.evaluation.metrics import headline
 from agenttrace.store import DuckDBStore
 
@@ -49,31 +51,6 @@ def load_callable(spec: str) -> Any:
     return fn
 
 
-def _thresholds(items: tuple[str, ...]) -> dict[str, float]:
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise click.BadParameter(
-                f"{item!r}: use SCORER=NUMBER, like correctness=0.8", param_hint="--fail-under"
-            ) from None
-        if not sep:
-            raise click.BadParameter(f"{item!r}: use SCORER=NUMBER", param_hint="--fail-under")
-    return out
-
-
-def _write_output(path: str, frame: Any) -> None:
-    suffix = Path(path).suffix.lower()
-    if suffix == ".csv":
-        frame.to_csv(path, index=False)
-    elif suffix == ".parquet":
-        frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object}).to_parquet(path, index=False)
-    else:
-        frame.to_json(path, orient="records", lines=True, default_handler=str)
-
-
 @eval_group.command("run")
 @click.option("--data", required=True, help="Dataset: a .jsonl/.csv/.parquet file or a stored dataset name[@version].")
 @click.option(
@@ -83,7 +60,11 @@ def _write_output(path: str, frame: Any) -> None:
     help="What to evaluate: module:function, file.py:function, or a registered agent NAME, NAME@ALIAS, NAME/3.",
 )
 @click.option(
-    "--scorer", "scorers", multiple=True, required=True, help="Scorer name (repeatable); see `agenttrace scorers list`."
+    "--scorer",
+    "scorers",
+    multiple=True,
+    required=True,
+    help="Scorer name, with parameters as NAME:key=value,key=value (repeatable); see `agenttrace scorers list`.",
 )
 @click.option("--judge-model", default=None, help="Model for LLM judges [default: AGENTTRACE_JUDGE_MODEL].")
 @click.option(
@@ -91,7 +72,23 @@ def _write_output(path: str, frame: Any) -> None:
 )
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1), help="Records in flight.")
 @click.option("--fail-under", "fail_under", multiple=True, help="SCORER=MIN: exit 1 if its mean/pass rate is lower.")
+@click.option(
+    "--errors",
+    type=click.Choice(["fail", "ignore"]),
+    default="fail",
+    show_default=True,
+    help="Errored cells (agent or scorer raised) count as failures in rates and gates, or are left out.",
+)
+@click.option("--max-errors", default=None, metavar="N|P%", help="Exit 1 if more than N (or P%) records errored.")
 @click.option("--output", "-o", default=None, help="Write per-record results (.jsonl, .csv or .parquet).")
+@click.option("--junit", default=None, metavar="PATH", help="Write a JUnit XML file: one test case per record.")
+@click.option("--baseline", default=None, metavar="RUN", help="Compare with this run afterwards (id, prefix or name).")
+@click.option(
+    "--allow-dataset-change", is_flag=True, help="Let --baseline compare runs over different dataset versions."
+)
+@regression_options
+@judge_options
+@json_option
 @click.option("--name", "run_name", default=None, help="A name for this run.")
 @click.option("--agent-version", default=None, help="Version label stamped on the run and its traces.")
 @store_option
@@ -104,17 +101,28 @@ def run(
     judge_base_url: str | None,
     concurrency: int,
     fail_under: tuple[str, ...],
+    errors: str,
+    max_errors: str | None,
     output: str | None,
+    junit: str | None,
+    baseline: str | None,
+    allow_dataset_change: bool,
+    fail_on_regression: bool,
+    alpha: float,
+    judge_settings: dict[str, Any],
+    as_json: bool,
     run_name: str | None,
     agent_version: str | None,
 ) -> None:
-    """Run the agent over the dataset, score every answer, print a summary; exit 1 if a threshold fails."""
+    """Run the agent over the dataset, score every answer, print a summary; exit 1 if a gate fails.
+
+    Gates: --fail-under minimums (errored cells count as failures unless --errors ignore),
+    --max-errors, and with --baseline and --fail-on-regression a significant regression or a record
+    that now fails with an error.
+    """
     import agenttrace
 
-    thresholds = _thresholds(fail_under)
-    unknown = sorted(set(thresholds) - set(scorers))
-    if unknown:
-        raise click.BadParameter(f"{unknown[0]!r} is not one of the --scorer names", param_hint="--fail-under")
+    checks = prepare(store, data, scorers, fail_under, errors, max_errors, baseline, allow_dataset_change)
     agenttrace.configure(store=str(store.path))
     if ":" in agent_spec:
         predict_fn = load_callable(agent_spec)
@@ -136,34 +144,36 @@ def run(
             agent=agent,
             judge_model=judge_model,
             judge_base_url=judge_base_url,
-            progress=True,
+            judge_options=judge_settings,
+            progress=None if as_json else True,
         )
     except KeyboardInterrupt:
         click.echo("interrupted: the results so far are kept; see `agenttrace eval list`", err=True)
         sys.exit(130)
-    out = console()
-    out.print(scorer_table(result.metrics))
-    click.echo(run_line(result.metrics))
-    click.echo(f"eval run {result.eval_run_id}")
-    if output:
-        _write_output(output, result.tables["eval_results"])
-        click.echo(f"wrote {len(result.tables['eval_results'])} rows to {output}")
-    failed = []
-    for name, minimum in thresholds.items():
-        value = headline(result.metrics["scorers"].get(name, {}))
-        if value is None or not value >= minimum:  # NaN fails too
-            failed.append(f"{name} = {value if value is None else round(value, 4)} < {minimum}")
-    if failed:
-        click.echo("threshold failed: " + "; ".join(failed), err=True)
-        sys.exit(1)
+    code = report(
+        store,
+        result,
+        checks,
+        output=output,
+        junit=junit,
+        as_json=as_json,
+        fail_on_regression=fail_on_regression,
+        alpha=alpha,
+    )
+    if code:
+        sys.exit(code)
 
 
 @eval_group.command("list")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@json_option
 @store_option
-def list_runs(store: DuckDBStore, limit: int) -> None:
-    """List evaluation runs, newest first."""
+def list_runs(store: DuckDBStore, limit: int, as_json: bool) -> None:
+    """List evaluation runs, newest first (FINISHED_WITH_ERRORS: some record errored)."""
     frame = store.list_eval_runs(limit)
+    if as_json:
+        emit_json({"runs": frame.to_dict(orient="records")})
+        return
     table = Table()
     for column in ("eval_run_id", "name", "status", "dataset", "agent", "records", "started", "headline"):
         table.add_column(column, no_wrap=column == "eval_run_id")
@@ -188,13 +198,13 @@ def list_runs(store: DuckDBStore, limit: int) -> None:
 @eval_group.command("show")
 @click.argument("run_ref")
 @click.option("--rows", default=10, show_default=True, help="Per-record rows to print.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run and its records as JSON.")
+@json_option
 @store_option
 def show(store: DuckDBStore, run_ref: str, rows: int, as_json: bool) -> None:
     """Show one run (by id, id prefix or name): its summary and per-record scores."""
     info, records = store.load_eval_run(run_ref)
     if as_json:
-        click.echo(json.dumps({"run": info, "records": records}, default=str, indent=2))
+        emit_json({"run": info, "records": records})
         return
     click.echo(
         f"eval run {info['eval_run_id']}  {info['status']}  dataset {info['dataset_name']}@"
@@ -218,33 +228,35 @@ def show(store: DuckDBStore, run_ref: str, rows: int, as_json: bool) -> None:
             *["error" if c.get("error") else shorten(c.get("value"), 12) for c in cells],
         )
     out.print(table)
+    warning = error_warning(summary, "fail")
+    if warning:
+        click.echo(warning, err=True)
 
 
 @eval_group.command("compare")
 @click.argument("run_a")
 @click.argument("run_b")
 @click.option("--show-records", default=10, show_default=True, help="Regressed/improved records to list.")
+@regression_options
+@json_option
 @store_option
-def compare(store: DuckDBStore, run_a: str, run_b: str, show_records: int) -> None:
-    """Compare two runs record by record: deltas (B − A), paired p-values, regressions."""
+def compare(
+    store: DuckDBStore, run_a: str, run_b: str, show_records: int, fail_on_regression: bool, alpha: float, as_json: bool
+) -> None:
+    """Compare two runs record by record: deltas (B − A) with 95% intervals, paired p-values,
+    regressions and records now failing with an error (errored cells count as failures)."""
     from agenttrace.evaluation.compare import compare_runs
 
     result = compare_runs(store, run_a, run_b)
     if result.scorers.empty:
         raise EvaluationError("the two runs share no scorer with values to compare")
-    table = Table(title=f"A = {result.run_a[:12]}  B = {result.run_b[:12]}")
-    for column in ("scorer", "A", "B", "B − A", "p-value", "pairs"):
-        table.add_column(column, justify="left" if column == "scorer" else "right")
-    for row in result.scorers.to_dict(orient="records"):
-        table.add_row(
-            row["scorer"],
-            *(f"{row[k]:.3f}" if row[k] is not None else "" for k in ("a", "b", "delta")),
-            f"{row['p_value']:.3g}" if row["p_value"] is not None else "",
-            str(row["pairs"]),
-        )
-    out = console()
-    out.print(table)
-    for label, frame in (("regressed", result.regressed), ("improved", result.improved)):
-        click.echo(f"{label}: {len(frame)} record-scores")
-        for row in frame.head(show_records).to_dict(orient="records"):
-            click.echo(f"  {row['record_id']}  {row['scorer']}: {row['a']:.3f} -> {row['b']:.3f}")
+    failures = regression_failures(result, alpha) if fail_on_regression else []
+    if result.dataset_a != result.dataset_b:
+        click.echo(f"warning: A evaluated {result.dataset_a}, B evaluated {result.dataset_b}", err=True)
+    if as_json:
+        emit_json({**result.to_dict(), "gates": {"passed": not failures, "failures": failures}})
+    else:
+        print_comparison(result, show_records)
+    if failures:
+        click.echo("regression: " + "; ".join(failures), err=True)
+        sys.exit(1)

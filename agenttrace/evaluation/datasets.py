@@ -12,7 +12,7 @@ from agenttrace.errors import DatasetError
 from agenttrace.evaluation.data import EvalRecord, digest_of, load_data, records_from_frame
 from agenttrace.tracing.readback import current_store
 
-__all__ = ["Dataset", "create", "load_dataset"]
+__all__ = ["Dataset", "create", "dataset_ref", "list_datasets", "load_dataset"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +69,18 @@ def load_dataset(name: str, version: str | None = None) -> Dataset:
     """A stored dataset version (the newest when `version` is None)."""
     version, records = current_store().load_dataset(name, version)
     return Dataset(name, version, records)
+
+
+def list_datasets() -> pd.DataFrame:
+    """Every stored dataset version: name, version, record_count, source, created (oldest first)."""
+    return current_store().list_datasets()
+
+
+def dataset_ref(data: Any, store: Any) -> tuple[str, str]:
+    """(name, version) that evaluating ``data`` would record, computed without running anything.
+
+    The version is the content digest evaluate() stores, so a baseline check made before a run
+    agrees with the run it guards.
+    """
+    loaded = load_data(data, store.load_dataset)
+    return loaded.name, loaded.stored_version or digest_of(loaded.records)[:12]

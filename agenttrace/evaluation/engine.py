@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +25,8 @@ from agenttrace.errors import AgentTraceError, DatasetError, EvaluationError
 from agenttrace.evaluation.data import EvalRecord, LoadedData, digest_of, load_data
 from agenttrace.evaluation.progress import ProgressBar
 from agenttrace.evaluation.result import EvaluationResult
-from agenttrace.evaluation.scorers import StoreJudgeCache, judge_model_of, resolve_scorers, scoring_context
-from agenttrace.evaluation.summary import build_metrics, build_table
+from agenttrace.evaluation.scorers import JudgeWiring, judge_model_of, resolve_scorers, scoring_context
+from agenttrace.evaluation.summary import build_metrics, build_table, final_status
 from agenttrace.records import Assessment, Trace
 from agenttrace.scoring import Scorer, normalize_result
 from agenttrace.store import DuckDBStore
@@ -340,6 +340,7 @@ def evaluate(
     judge_model: str | None = None,
     judge_base_url: str | None = None,
     progress: bool | None = None,
+    judge_options: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
     """Run `predict_fn` over `data`, score every answer, and store results linked to traces.
 
@@ -354,6 +355,8 @@ def evaluate(
         agent: ("name", "version") or "name@version"; stamped on the run and every trace.
         concurrency: records in flight at once.
         judge_model, judge_base_url: the endpoint for judges named in `scorers`.
+        judge_options: timeout (s per attempt), max_retries, temperature for judges named in
+            `scorers`, and max_concurrency per judge endpoint (default: `concurrency`).
         progress: show a progress bar (default: when stderr is a terminal).
 
     Returns:
@@ -371,8 +374,13 @@ def evaluate(
     if predict_fn is not None:
         loaded.from_traces = False
         _check_inputs(predict_fn, loaded.records)
-    scorer_objects, client = resolve_scorers(
-        scorers, store=store, judge_model=judge_model, judge_base_url=judge_base_url, concurrency=concurrency
+    scorer_objects, judges = resolve_scorers(
+        scorers,
+        store=store,
+        judge_model=judge_model,
+        judge_base_url=judge_base_url,
+        concurrency=concurrency,
+        judge_options=judge_options,
     )
     dataset_version = loaded.stored_version or _store_dataset(store, loaded)
     agent_name, agent_version = agent_identity(agent)
@@ -390,7 +398,7 @@ def evaluate(
                 "agent_name": agent_name,
                 "agent_version": agent_version,
                 "scorers": [s.name for s in scorer_objects],
-                "judge_model": judge_model_of(scorer_objects, client),
+                "judge_model": judge_model_of(scorer_objects, judges),
                 "record_count": len(loaded.records),
                 "started_ns": time.time_ns(),
             }
@@ -417,20 +425,18 @@ def evaluate(
         status = "FAILED"
         raise
     finally:
-        metrics = _wind_up(ev, client, scorer_objects, time.perf_counter() - started)
+        metrics = _wind_up(ev, judges, scorer_objects, time.perf_counter() - started)
         if store is not None:
-            store.finish_eval_run(run_id, status, metrics)
+            store.finish_eval_run(run_id, final_status(status, metrics), metrics)
         end_evaluation_run(owned_run, status)
     rows = sorted(ev.done, key=lambda r: r.record.position)
+    status = final_status(status, metrics)  # the tracking run above ended FINISHED: it did finish
     return EvaluationResult(run_id, status, metrics, {"eval_results": build_table(rows, scorer_objects)})
 
 
-def _wind_up(ev: _Evaluation, client: Any, scorers: list[Scorer], wall_s: float) -> dict[str, Any]:
-    """Close the judge client, store what is left, flush traces; each step runs whatever the others did."""
-    steps: list[Callable[[], Any]] = [ev.save, flush]
-    if client is not None:
-        cache = client.cache
-        steps = [cache.flush if isinstance(cache, StoreJudgeCache) else (lambda: None), client.close, *steps]
+def _wind_up(ev: _Evaluation, judges: JudgeWiring, scorers: list[Scorer], wall_s: float) -> dict[str, Any]:
+    """Close the judges (cache flushed), store what is left, flush traces; each step runs whatever the others did."""
+    steps: list[Callable[[], Any]] = [judges.close, ev.save, flush]
     for step in steps:
         try:
             step()

@@ -1,10 +1,15 @@
-"""The evaluation progress bar: rich, on stderr, only when a person is watching (a terminal)."""
+"""The evaluation progress bar: rich, on stderr, only when a person is watching (a terminal).
+
+Always stderr, never stdout (rich's default console): `eval run --json` promises one JSON document
+on stdout and nothing else, so a CI job can pipe it straight into a parser.
+"""
 
 from __future__ import annotations
 
 import sys
 from types import TracebackType
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
@@ -17,6 +22,7 @@ class ProgressBar:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
+                console=Console(stderr=True),
                 transient=False,
                 redirect_stdout=False,
                 redirect_stderr=False,

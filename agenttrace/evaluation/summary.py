@@ -30,19 +30,29 @@ def score_names(rows: list[Any], scorers: list[Scorer]) -> list[str]:
 
 
 def build_metrics(rows: list[Any], scorers: list[Scorer], wall_s: float) -> dict[str, Any]:
+    """Per-scorer summaries (errored cells counted as failures, see metrics) and run figures."""
     per_scorer = {}
     for name in score_names(rows, scorers):
         cells = [row.scores[name] for row in rows if name in row.scores]
         values = [c["value"] for c in cells if c.get("error") is None]
         errors = sum(1 for c in cells if c.get("error") is not None)
         per_scorer[name] = summarise_scorer(values, errors, _aggregation_of(name, scorers, values))
+    errored = sum(1 for r in rows if r.error or any(c.get("error") is not None for c in r.scores.values()))
     run = run_figures(
         [r.latency_ms for r in rows if r.latency_ms is not None],
         [r.total_tokens for r in rows],
         sum(1 for r in rows if r.error),
         wall_s,
+        errored,
     )
     return {"scorers": per_scorer, "run": run}
+
+
+def final_status(status: str, metrics: dict[str, Any]) -> str:
+    """FINISHED_WITH_ERRORS for a finished run with any errored record, so no list shows it green."""
+    if status == "FINISHED" and metrics.get("run", {}).get("errored_records"):
+        return "FINISHED_WITH_ERRORS"
+    return status
 
 
 def build_table(rows: list[Any], scorers: list[Scorer]) -> pd.DataFrame:

@@ -79,6 +79,8 @@ class JudgeClient:
         on_call: called with a JudgeCall after every `complete`, on the calling thread; if it
             raises, the error is logged and the judge goes on.
         timeout: seconds for one HTTP attempt.
+        temperature: the sampling temperature asked for (0: as repeatable as the model allows); it
+            is part of the cache key, so replies at one temperature never answer another.
         max_retries: retries after the first attempt for 429, 5xx, timeouts and connection errors.
         max_concurrency: most calls in flight at once; the limiter lowers it while the endpoint
             answers 429/503 and raises it again after ``increase_after`` successes.
@@ -97,6 +99,7 @@ class JudgeClient:
         cache: JudgeCache | Literal[False] | None = None,
         on_call: Callable[[JudgeCall], object] | None = None,
         timeout: float = 60.0,
+        temperature: float = 0,
         max_retries: int = 5,
         max_concurrency: int = 16,
         increase_after: int = 10,
@@ -111,6 +114,9 @@ class JudgeClient:
         self.model = settings.model
         self.base_url = settings.base_url
         self.cache: JudgeCache | None = InMemoryJudgeCache() if cache is None else (cache or None)
+        # True when no cache was chosen: an evaluation may then put its store-backed cache here.
+        self.cache_is_default = cache is None
+        self.temperature = temperature
         self.on_call = on_call
         self.max_retries = max_retries
         self.backoff_base = backoff_base
@@ -131,7 +137,7 @@ class JudgeClient:
     @property
     def parameters(self) -> dict[str, Any]:
         """The request parameters that, with model and messages, make the cache key."""
-        params: dict[str, Any] = {"temperature": 0}
+        params: dict[str, Any] = {"temperature": self.temperature}
         if self._json_mode_requested:
             params["response_format"] = {"type": "json_object"}
         return params
@@ -256,7 +262,7 @@ class JudgeClient:
         return self._openai.chat.completions.create(
             model=self.model,
             messages=msgs,  # type: ignore[arg-type]
-            temperature=0,
+            temperature=self.temperature,
             **extra,
         )
 
