@@ -3,7 +3,9 @@
 Accepted: a list of dicts, a pandas DataFrame (records, or the result of `search_traces`), a path to
 a JSONL, JSON, CSV or Parquet file, or a stored dataset by name (`"name"` or `"name@version"`).
 Each record has `inputs` (a dict of keyword arguments), optional `expectations`, `tags` and `id`.
-Problems are reported with the line or position of the offending record, before anything runs.
+Problems are reported with the file and line (or position) of the offending record, before anything
+runs. Files are UTF-8, with or without a BOM. CSV cells are text unless a header types them (see
+`_csv`), so `02134` stays `"02134"`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from agenttrace.errors import DatasetError
+from agenttrace.evaluation._csv import read_csv_rows
 
 __all__ = ["EvalRecord", "LoadedData", "digest_of", "load_data", "records_from_frame"]
 
@@ -95,7 +98,7 @@ def _check_unique(records: list[EvalRecord], source: str) -> list[EvalRecord]:
 
 def _read_jsonl(path: Path) -> list[EvalRecord]:
     records: list[EvalRecord] = []
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:  # -sig: a UTF-8 BOM (Windows editors) is skipped
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -107,7 +110,7 @@ def _read_jsonl(path: Path) -> list[EvalRecord]:
     return records
 
 
-def _unflatten(row: Mapping[Any, Any]) -> dict[str, Any]:
+def _unflatten(row: Mapping[Any, Any], where: str = "") -> dict[str, Any]:
     """CSV/Parquet rows: `inputs` as JSON text, or `inputs.<name>` columns, likewise expectations.
 
     A frame's column labels need not be text (pandas allows any hashable), so each is read as str().
@@ -123,7 +126,8 @@ def _unflatten(row: Mapping[Any, Any]) -> dict[str, Any]:
             try:
                 out[head] = json.loads(value)
             except json.JSONDecodeError as exc:
-                raise DatasetError(f"column {key!r} holds text that is not JSON: {value[:60]!r}") from exc
+                at = f"{where}: " if where else ""
+                raise DatasetError(f"{at}column {key!r} holds text that is not JSON: {value[:60]!r}") from exc
         else:
             out[str(key)] = value
     return out
@@ -145,7 +149,7 @@ def records_from_frame(frame: pd.DataFrame, source: str) -> tuple[list[EvalRecor
             record = _record(raw, position, where)
             record.trace_id, record.outputs = row["trace_id"], row.get("outputs")
         else:
-            record = _record(_unflatten(row), position, where)
+            record = _record(_unflatten(row, where), position, where)
         records.append(record)
     return _check_unique(records, source), is_traces
 
@@ -182,16 +186,25 @@ def _stored(name: str, version: str | None, store_loader: Any) -> LoadedData:
 def _read_path(path: Path) -> list[EvalRecord]:
     if not path.is_file():
         raise DatasetError(f"dataset file {path} does not exist; check the path (relative to {Path.cwd()})")
-    suffix = path.suffix.lower()
+    try:
+        return _read_file(path, path.suffix.lower())
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from exc
+
+
+def _read_file(path: Path, suffix: str) -> list[EvalRecord]:
     if suffix == ".jsonl":
         return _read_jsonl(path)
     if suffix == ".json":
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = json.loads(path.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
         if not isinstance(raw, list):
             raise DatasetError(f"{path}: expected a JSON array of records")
         return [_record(r, i, f"{path} record {i}") for i, r in enumerate(raw)]
-    frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    if suffix == ".csv":
+        rows = read_csv_rows(path)
+        return [_record(_unflatten(row, f"{path}:{line}"), i, f"{path}:{line}") for i, (line, row) in enumerate(rows)]
+    frame = pd.read_parquet(path)
     return records_from_frame(frame, str(path))[0]
