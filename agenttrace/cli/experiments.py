@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agenttrace.cli._common import plain, store_option, text
-from agenttrace.cli.runs import json_lines, next_page, offset_of, page_options
+from agenttrace.cli.runs import json_lines, next_page, offset_of, page_options, records
 from agenttrace.errors import TrackingError
 from agenttrace.store import DuckDBStore
 
@@ -53,7 +53,7 @@ def list_experiments(
     """List experiments with their ids, run counts and tags."""
     offset = offset_of(page_token)
     frame = store.list_experiments(filter_string, None if lifecycle == "all" else lifecycle, max_results + 1, offset)
-    rows = frame.head(max_results).to_dict(orient="records")
+    rows = records(frame, max_results)
     if as_json:
         json_lines(rows)
     else:

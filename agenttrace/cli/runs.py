@@ -13,7 +13,7 @@ import os
 import socket
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -22,7 +22,10 @@ from rich.table import Table
 from agenttrace.cli._common import plain, shorten, store_option, text
 from agenttrace.store import DuckDBStore
 
-__all__ = ["json_lines", "page_options", "runs"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["json_lines", "page_options", "records", "runs"]
 
 
 def page_options(fn: Any) -> Any:
@@ -45,6 +48,11 @@ def next_page(shown: int, fetched: int, offset: int) -> None:
     """Say how to get the next page when one more row than shown was found."""
     if fetched > shown:
         click.echo(f"more: --page-token {offset + shown}", err=True)
+
+
+def records(frame: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
+    """The first `limit` rows of a frame as dicts keyed by column name."""
+    return [{str(k): v for k, v in row.items()} for row in frame.head(limit).to_dict(orient="records")]
 
 
 def json_lines(rows: list[dict[str, Any]]) -> None:
@@ -107,7 +115,7 @@ def list_runs(
     """List runs, newest first, with their status, params and latest metrics."""
     offset = offset_of(page_token)
     frame = store.search_runs(filter_string, list(experiment) or None, list(order_by) or None, max_results + 1, offset)
-    rows = frame.head(max_results).to_dict(orient="records")
+    rows = records(frame, max_results)
     if as_json:
         json_lines(rows)
     else:

@@ -138,7 +138,7 @@ def list_experiments(
         f"FROM experiments e WHERE {where} ORDER BY e.experiment_id LIMIT ? OFFSET ?",
         [*params, limit, offset],
     ).df()
-    frame["tags"] = [loads(v) or {} for v in frame["tags"]]
+    frame["tags"] = frame["tags"].map(lambda v: loads(v) or {})
     return frame
 
 
@@ -246,14 +246,29 @@ def log_params(con: duckdb.DuckDBPyConnection, run_id: str, params: Mapping[str,
         )
     fresh = {k: v for k, v in params.items() if k not in stored}
     if fresh:
-        con.executemany("INSERT INTO run_params VALUES (?, ?, ?)", [[run_id, k, v] for k, v in fresh.items()])
+        _insert_pairs(con, "INSERT INTO run_params SELECT * FROM pairs", run_id, fresh)
+
+
+def _insert_pairs(con: duckdb.DuckDBPyConnection, sql: str, run_id: str, pairs: Mapping[str, str]) -> None:
+    """Run `sql` over `pairs` (run_id, key, value) as one Arrow table: executemany runs a statement per row."""
+    table = pa.table(
+        {"run_id": [run_id] * len(pairs), "key": list(pairs), "value": list(pairs.values())},
+        schema=pa.schema([("run_id", pa.string()), ("key", pa.string()), ("value", pa.string())]),
+    )
+    con.register("pairs", table)
+    try:
+        con.execute(sql)
+    finally:
+        con.unregister("pairs")
 
 
 def _upsert_tags(con: duckdb.DuckDBPyConnection, run_id: str, tags: Mapping[str, str]) -> None:
     if tags:
-        con.executemany(
-            "INSERT INTO run_tags VALUES (?, ?, ?) ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
-            [[run_id, k, v] for k, v in tags.items()],
+        _insert_pairs(
+            con,
+            "INSERT INTO run_tags SELECT * FROM pairs ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+            run_id,
+            tags,
         )
 
 
