@@ -85,7 +85,10 @@ class Runtime:
             self.remote_processors.append(remote)
             processors.append(remote)
         # The experiment is fixed for a runtime, so it rides on the resource, not on every span.
-        self.provider = build_provider(self.settings.sample_rate, processors, {cv.EXPERIMENT: self.settings.experiment})
+        resource = {cv.EXPERIMENT: self.settings.experiment}
+        if self.settings.service_name:  # else OpenTelemetry's own default (OTEL_SERVICE_NAME, unknown_service)
+            resource["service.name"] = self.settings.service_name
+        self.provider = build_provider(self.settings.sample_rate, processors, resource)
         self.tracer = self.provider.get_tracer("agenttrace")
         if self.settings.capture_global:
             self._global_processors = processors
