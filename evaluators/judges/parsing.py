@@ -97,7 +97,7 @@ class BoolOutput(OutputType):
     def validate(self, value: Any) -> bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, int) and value in (0, 1):
+        if isinstance(value, int | float) and value in (0, 1):  # 1, 0, 1.0 and 0.0; never 0.5
             return bool(value)
         if isinstance(value, str):
             word = value.strip().strip(".!").lower()
@@ -131,9 +131,7 @@ class IntRangeOutput(OutputType):
         if number is None or not float(number).is_integer():
             raise InvalidValue(f'"value" must be an integer from {self.lo} to {self.hi}, got {value!r}')
         if not self.lo <= number <= self.hi:
-            raise InvalidValue(
-                f'"value" must be an integer from {self.lo} to {self.hi}; {value!r} is out of range'
-            )
+            raise InvalidValue(f'"value" must be an integer from {self.lo} to {self.hi}; {value!r} is out of range')
         return int(number)
 
     def __repr__(self) -> str:
@@ -323,17 +321,72 @@ def _pick(obj: dict[str, Any], keys: Sequence[str]) -> tuple[bool, Any]:
     return False, None
 
 
+def _bare_value(text: str) -> tuple[bool, Any]:
+    """A reply that is nothing but one value (``yes``, ``1.0``, ``"pass"``, ``true``), fences and a
+    final full stop allowed; prose around a value is not taken, since what it qualifies is a guess."""
+    stripped = (text or "").strip()
+    fenced = _FENCE.fullmatch(stripped)
+    if fenced:
+        stripped = fenced.group(1).strip()
+    stripped = stripped.rstrip(".!").strip()
+    if not stripped or "\n" in stripped or len(stripped) > 40:
+        return False, None
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return (True, stripped) if re.fullmatch(r"[\w\- ]+", stripped) and len(stripped.split()) <= 2 else (False, None)
+    return (not isinstance(value, dict | list)), value
+
+
+def _agreeing_value(obj: dict[str, Any], output: OutputType) -> Any:
+    """The value of a reply's object; every value-like field it carries must say the same thing.
+
+    ``{"score": 1.0, "label": "pass"}`` is one verdict said twice and is accepted; ``{"score":
+    1.0, "label": "fail"}`` or ``{"score": 0.9, "label": "pass"}`` (a yes/no judge given a score
+    that is neither) are ambiguous and refused. For non-boolean outputs a label that is not of the
+    output type (``{"score": 4, "label": "good"}``) is a description, not a second verdict.
+    """
+    lowered = {str(k).strip().lower(): v for k, v in obj.items()}
+    present = [k for k in VALUE_KEYS if k in lowered]
+    if not present:
+        raise ReplyProblem(f'the JSON object had no "value" field (it had {sorted(obj)})')
+    value = output.validate(lowered[present[0]])
+    for key in present[1:]:
+        try:
+            other = output.validate(lowered[key])
+        except ReplyProblem:
+            if isinstance(output, BoolOutput):
+                raise InvalidValue(
+                    f'the reply is ambiguous: "{present[0]}" says {lowered[present[0]]!r} but "{key}" says '
+                    f'{lowered[key]!r}; give one "value" of {output.describe()}'
+                ) from None
+            continue
+        if other != value:
+            raise InvalidValue(
+                f'the reply is ambiguous: "{present[0]}" says {lowered[present[0]]!r} but "{key}" says '
+                f'{lowered[key]!r}; give one "value" of {output.describe()}'
+            )
+    return value
+
+
 def parse_verdict(text: str, output: OutputType) -> Verdict:
     """Parse and validate a reply against ``output``.
+
+    Accepted: a JSON object (see extract_json) whose value fields agree, or a reply that is only
+    a value of the output type (``yes``, ``1.0``). Refused: anything ambiguous.
 
     Raises:
         ReplyProblem: the reply is not usable; its message is meant for the corrective re-ask.
     """
-    obj = extract_json(text)
-    found, raw_value = _pick(obj, VALUE_KEYS)
-    if not found:
-        raise ReplyProblem(f'the JSON object had no "value" field (it had {sorted(obj)})')
-    value = output.validate(raw_value)
+    try:
+        obj = extract_json(text)
+    except ReplyProblem:
+        bare, raw = _bare_value(text)
+        if not bare:
+            raise
+        value = output.validate(raw)
+        return Verdict(value=value, rationale=None, label=output.label(value))
+    value = _agreeing_value(obj, output)
     _, rationale = _pick(obj, RATIONALE_KEYS)
     rationale_text = None if rationale is None else str(rationale).strip() or None
     return Verdict(value=value, rationale=rationale_text, label=output.label(value))
