@@ -16,13 +16,18 @@
     │   ├── DatasetError             a dataset cannot be read or is malformed
     │   ├── InvalidScorerError       a scorer breaks the contract: its signature or result (also a TypeError)
     │   └── UnknownScorerError       no registered scorer has the given name
-    └── TrackingError                a run or experiment cannot do what was asked
-        ├── RunNotFoundError         no run has the given id (the message lists recent ones)
-        ├── ExperimentNotFoundError  no experiment has the given name or id (the message lists them)
-        ├── RunStateError            no active run, the run ended already, or its experiment is deleted
-        ├── ParamConflictError       a param was logged again with another value (params never change)
-        ├── InvalidMetricError       a metric value is not a finite number (also an InvalidArgumentError)
-        └── ArtifactPathError        an artifact path escapes its run's folder (../, absolute, symlink)
+    ├── TrackingError                a run or experiment cannot do what was asked
+    │   ├── RunNotFoundError         no run has the given id (the message lists recent ones)
+    │   ├── ExperimentNotFoundError  no experiment has the given name or id (the message lists them)
+    │   ├── RunStateError            no active run, the run ended already, or its experiment is deleted
+    │   ├── ParamConflictError       a param was logged again with another value (params never change)
+    │   ├── InvalidMetricError       a metric value is not a finite number (also an InvalidArgumentError)
+    │   └── ArtifactPathError        an artifact path escapes its run's folder (../, absolute, symlink)
+    └── RegistryError                the agent registry cannot do what was asked
+        ├── AgentNotFoundError       no such agent, version or alias (the message lists what exists)
+        ├── AgentImportError         a target's import path does not import; nothing was registered
+        ├── VersionInUseError        a version (or agent) an alias points at cannot be deleted
+        └── FingerprintMismatchError the code on disk differs from the version's (load_agent strict=True)
 
 Errors from DuckDB, OpenTelemetry and openai are translated at the boundary with
 ``raise ... from exc`` so the original stays attached. Messages say what was wrong and what to do.
@@ -31,6 +36,8 @@ Errors from DuckDB, OpenTelemetry and openai are translated at the boundary with
 from __future__ import annotations
 
 __all__ = [
+    "AgentImportError",
+    "AgentNotFoundError",
     "AgentTraceError",
     "ArtifactPathError",
     "BatchRejectedError",
@@ -39,12 +46,14 @@ __all__ = [
     "EvaluationError",
     "ExperimentNotFoundError",
     "FilterError",
+    "FingerprintMismatchError",
     "IngestError",
     "InvalidArgumentError",
-    "InvalidMetricError",
     "InvalidScorerError",
+    "InvalidMetricError",
     "NotAStoreError",
     "ParamConflictError",
+    "RegistryError",
     "RunNotFoundError",
     "RunStateError",
     "SchemaTooNewError",
@@ -54,6 +63,7 @@ __all__ = [
     "TrackingError",
     "UnknownFieldError",
     "UnknownScorerError",
+    "VersionInUseError",
 ]
 
 
@@ -130,6 +140,27 @@ class InvalidScorerError(EvaluationError, TypeError):
     Also a TypeError, which is what these mistakes raised before; a scorer that raises it while
     scoring a record fails that cell only, as any scorer error does.
     """
+
+
+class RegistryError(AgentTraceError):
+    """The agent registry cannot do what was asked (a bad name, reference, config or target)."""
+
+
+class AgentNotFoundError(RegistryError):
+    """No registered agent, version or alias has the given name; the message lists what exists."""
+
+
+class AgentImportError(RegistryError):
+    """A target given as an import path does not import; the import error is chained."""
+
+
+class VersionInUseError(RegistryError):
+    """A version (or an agent) cannot be deleted while an alias points at it."""
+
+
+class FingerprintMismatchError(RegistryError):
+    """The code on disk no longer matches a version's fingerprint and strict loading was asked for."""
+
 
 class TrackingError(AgentTraceError):
     """A run or experiment operation cannot be done."""

@@ -28,8 +28,10 @@ from agenttrace.evaluation.result import EvaluationResult
 from agenttrace.evaluation.scorers import JudgeWiring, judge_model_of, resolve_scorers, scoring_context
 from agenttrace.evaluation.summary import build_metrics, build_table, final_status
 from agenttrace.records import Assessment, Trace
+from agenttrace.registry._loading import registered_agent
 from agenttrace.scoring import Scorer, normalize_result
 from agenttrace.store import DuckDBStore
+from agenttrace.tracing.agent_context import AGENT_VERSION_ID
 from agenttrace.tracing.context import wrap
 from agenttrace.tracing.runtime import Runtime, flush, get_runtime
 from agenttrace.tracing.spans import detached, span, trace_attributes
@@ -127,6 +129,7 @@ class _Evaluation:
         self.predict_name = getattr(predict_fn, "__name__", "predict") if predict_fn else "score"
         self.dataset_ref = dataset_ref
         self.collector = rt.collector() if rt.enabled else None
+        self.agent_version_id: str | None = None
         self.done: list[_Row] = []
         self._unsaved: list[_Row] = []
 
@@ -136,12 +139,10 @@ class _Evaluation:
         tags = {"eval_run_id": self.run_id, "record_id": record.id, "dataset": self.dataset_ref}
         if self.agent_version:
             tags["agent_version"] = self.agent_version
-        return span(
-            self.predict_name,
-            span_type="CHAIN",
-            inputs=record.inputs,
-            attributes=trace_attributes(tags, self.agent_name, self.agent_version, always_sample=True),
-        )
+        attributes = trace_attributes(tags, self.agent_name, self.agent_version, always_sample=True)
+        if self.agent_version_id:  # a registered version; a free-form label has none
+            attributes[AGENT_VERSION_ID] = self.agent_version_id
+        return span(self.predict_name, span_type="CHAIN", inputs=record.inputs, attributes=attributes)
 
     def predict_sync(self, record: EvalRecord) -> _Row:
         if self.loaded.from_traces:
@@ -352,7 +353,9 @@ def evaluate(
         scorers: Scorer objects, @scorer functions, or registered names ("exact_match", "correctness").
         experiment: the experiment name stamped on the run.
         run_name: a name for the run (`agenttrace eval show NAME` finds the newest one with it).
-        agent: ("name", "version") or "name@version"; stamped on the run and every trace.
+        agent: ("name", "version"), "name@version", "name/3" or a registered version (AgentVersion,
+            load_agent's callable; a loaded agent given as predict_fn counts too); stamped on the run
+            and every trace. A registered name resolves to its version; other names stay free-form.
         concurrency: records in flight at once.
         judge_model, judge_base_url: the endpoint for judges named in `scorers`.
         judge_options: timeout (s per attempt), max_retries, temperature for judges named in
@@ -384,6 +387,9 @@ def evaluate(
     )
     dataset_version = loaded.stored_version or _store_dataset(store, loaded)
     agent_name, agent_version = agent_identity(agent)
+    agent_version_id = None
+    if store is not None:  # a registered agent resolves to its real name, version and version id
+        agent_name, agent_version, agent_version_id = registered_agent(agent, predict_fn, agent_name, agent_version)
     run_id = uuid.uuid4().hex
     # Each eval run belongs to one run: the current one, or one started for it (ended with it).
     tracked, owned_run = evaluation_run(run_name or f"evaluate {loaded.name}", experiment) if store else (None, None)
@@ -403,6 +409,8 @@ def evaluate(
                 "started_ns": time.time_ns(),
             }
         )
+        if agent_version_id:
+            store.link_eval_run_agent(run_id, agent_version_id)
         if tracked is not None:
             store.link_eval_run_to_run(run_id, tracked.run_id)
     else:
@@ -410,6 +418,7 @@ def evaluate(
     ev = _Evaluation(
         rt, run_id, scorer_objects, predict_fn, loaded, (agent_name, agent_version), f"{loaded.name}@{dataset_version}"
     )
+    ev.agent_version_id = agent_version_id
     status = "FINISHED"
     started = time.perf_counter()
     try:

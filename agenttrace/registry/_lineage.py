@@ -53,12 +53,11 @@ def agent_history(name: str) -> pd.DataFrame:
     """
     import pandas as pd
 
-    store = _store()
-    agent = store.get_agent(name)  # AgentNotFoundError, listing the agents, for an unknown name
-    versions = store.agent_versions(name)
-    figures = store.agent_trace_figures(name).set_index("version_id")
+    parts = _store().agent_history_parts(name)  # AgentNotFoundError, listing the agents, for an unknown name
+    agent, versions = parts["agent"], parts["versions"]
+    figures = parts["figures"].set_index("version_id")
     runs_by_version: dict[str, list[dict[str, Any]]] = {}
-    for run in store.agent_eval_runs(name):
+    for run in parts["eval_runs"]:
         runs_by_version.setdefault(run["agent_version_id"], []).append(run)
     aliases_by_version: dict[int, list[str]] = {}
     for alias, number in agent["aliases"].items():

@@ -301,9 +301,6 @@ class DuckDBStore:
     def link_eval_run_agent(self, eval_run_id: str, version_id: str) -> None:
         self._run(False, _registry.link_eval_run, eval_run_id, version_id)
 
-    def agent_trace_figures(self, name: str) -> pd.DataFrame:
-        return self._run(True, _lineage.trace_figures, name)
-
     def agent_eval_runs(self, name: str, dataset: tuple[str, str] | None = None) -> list[dict[str, Any]]:
         return self._run(True, _lineage.eval_runs_of, name, dataset)
 

@@ -17,7 +17,7 @@ import duckdb
 from agenttrace.errors import EvaluationError, TraceNotFoundError
 from agenttrace.store._codec import loads as _loads
 from agenttrace.store._evaluation import resolve_eval_run
-from agenttrace.store._registry import has_column, has_table
+from agenttrace.store._registry import get_agent, has_column, has_table, versions_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,10 +35,11 @@ _FIGURES = (
 def trace_figures(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
     """Per version of `name`: trace count, error rate, p50/p95 latency, tokens (versions with traces only)."""
     if has_column(con, "traces", "agent_version_id"):
+        # Filtering on the name (a registered version's traces always carry it) is cheaper than
+        # testing every id against the agent's versions; ids of deleted versions are dropped later.
         return con.execute(
             f"SELECT t.agent_version_id AS version_id, {_FIGURES} FROM traces t "
-            "WHERE t.agent_version_id IN (SELECT version_id FROM agent_versions WHERE agent_name = ?) "
-            "GROUP BY t.agent_version_id",
+            "WHERE t.agent_name = ? AND t.agent_version_id IS NOT NULL GROUP BY t.agent_version_id",
             [name],
         ).df()
     return con.execute(
@@ -69,6 +70,16 @@ def eval_runs_of(
         run["scorers"] = _loads(run["scorers"]) or []
         run["summary"] = _loads(run["summary"]) or {}
     return runs
+
+
+def history_parts(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, Any]:
+    """Everything agent_history needs, read in one unit of work (one open of the file, not four)."""
+    return {
+        "agent": get_agent(con, name),
+        "versions": versions_of(con, [name]),
+        "figures": trace_figures(con, name),
+        "eval_runs": eval_runs_of(con, name),
+    }
 
 
 def _row(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> dict[str, Any] | None:
