@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from agenttrace.cli.agents import agents
+from agenttrace.cli.datasets import datasets
 from agenttrace.cli.eval import eval_group
 from agenttrace.cli.experiments import experiments
 from agenttrace.cli.runs import runs
@@ -45,6 +46,7 @@ cli.add_command(scorers)
 cli.add_command(agents)
 cli.add_command(runs)
 cli.add_command(experiments)
+cli.add_command(datasets)
 
 
 def main() -> None:

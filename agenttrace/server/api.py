@@ -102,3 +102,53 @@ def log_feedback(request: Request, trace_id: str, body: AssessmentIn) -> dict[st
 def log_expectation(request: Request, trace_id: str, body: AssessmentIn) -> dict[str, Any]:
     """Attach an expectation (the ground truth) to a trace."""
     return _log(request, trace_id, body, "expectation")
+
+
+# -- evaluation: runs, their records, comparisons, datasets ------------------------------------
+# Read-only views of what `agenttrace eval` stores, in the same shapes as its --json output, so a
+# UI or a CI dashboard needs no second parser. Runs are found by id, unique id prefix or name.
+
+
+def _plain(value: Any) -> Any:
+    """Nested JSON-safe values: NaN/inf as null, numpy scalars and timestamps as plain values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return _json_safe(value)
+
+
+@router.get("/eval-runs")
+def list_eval_runs(request: Request, limit: Annotated[int, Query(ge=1, le=1_000)] = 50) -> dict[str, Any]:
+    """Evaluation runs, newest first, with status (FINISHED_WITH_ERRORS: a record errored) and summary."""
+    frame = _store(request).list_eval_runs(limit)
+    runs = [_plain(row) for row in frame.to_dict(orient="records")]
+    return {"runs": runs, "count": len(runs)}
+
+
+@router.get("/eval-runs/{run_ref}")
+def get_eval_run(
+    request: Request,
+    run_ref: str,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    max_records: Annotated[int, Query(ge=0, le=10_000)] = 1_000,
+) -> dict[str, Any]:
+    """One run and a page of its per-record rows (inputs, outputs, error, scores per scorer)."""
+    info, records = _store(request).load_eval_run(run_ref)
+    page = records[offset : offset + max_records]
+    return {"run": _plain(info), "records": _plain(page), "total_records": len(records), "offset": offset}
+
+
+@router.get("/eval-runs/{run_a}/compare/{run_b}")
+def compare_eval_runs(request: Request, run_a: str, run_b: str) -> dict[str, Any]:
+    """B against A record by record: deltas with 95% intervals and p-values, regressions, new errors."""
+    from agenttrace.evaluation.compare import compare_runs
+
+    return _plain(compare_runs(_store(request), run_a, run_b).to_dict())
+
+
+@router.get("/datasets")
+def list_datasets(request: Request) -> dict[str, Any]:
+    """Stored dataset versions: name, version, record_count, source, created."""
+    rows = [_plain(row) for row in _store(request).list_datasets().to_dict(orient="records")]
+    return {"datasets": rows, "count": len(rows)}
