@@ -139,7 +139,7 @@ def test_conventions_fill_our_columns(
             assert getattr(trace.info, column) == expected[column], column
     # Every original attribute is kept (ours are in their own columns, as for traced spans), but for
     # the copies of ours that our own export adds for other tools: a payload is stored once.
-    copies = {"openinference.span.kind", "input.value"} if "agenttrace.inputs" in attributes else set()
+    copies = {"input.value"} if "agenttrace.inputs" in attributes else set()
     kept = {k: v for k, v in attributes.items() if not k.startswith("agenttrace.") and k not in copies}
     assert not copies & set(span.attributes)
     assert {k: span.attributes[k] for k in kept} == kept

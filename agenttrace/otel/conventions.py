@@ -285,23 +285,37 @@ def _json_object(value: Any) -> str | None:
 
 
 def _rest(attrs: Mapping[str, Any], trusted: bool) -> str:
-    """The attributes JSON: all but ours, and, for spans from outside, but the copies of ours that
-    our own OTLP export adds for other tools (a span of this process never carries them)."""
+    """The attributes JSON: all but ours, and, for spans from outside, but the copies of our
+    payloads that our own OTLP export adds for other tools (a span of this process has none)."""
     rest = {k: v for k, v in attrs.items() if k not in LIFTED}
-    if not trusted and len(rest) < len(attrs) and (INPUTS in attrs or OUTPUTS in attrs or SPAN_TYPE in attrs):
-        from agenttrace.otel.otlp_export import with_conventions  # both directions share these names
-
-        ours = {k: v for k, v in attrs.items() if k in LIFTED}
-        payloads = any(k.startswith(_PAYLOAD_COPIES) for k in rest)  # parse ours only when worth it
-        for key, value in with_conventions(ours, payloads).items():
-            if key not in ours and rest.get(key) == value:
-                del rest[key]
+    if not trusted and len(rest) < len(attrs):
+        _drop_payload_copies(attrs, rest)
     return dumps(rest) if rest else "{}"
 
 
 # Prefixes of the message and document forms of our payloads that our own export adds.
 _PAYLOAD_COPIES = ("llm.input_messages.", "llm.output_messages.", "gen_ai.input.", "gen_ai.output.",
                    "retrieval.documents.")  # fmt: skip
+
+
+def _drop_payload_copies(attrs: Mapping[str, Any], rest: dict[str, Any]) -> None:
+    """Keep each payload once: `input.value`/`output.value` equal to ours, and the message and
+    document forms our export derives from ours, are dropped. Small copies (the span kind, the
+    GenAI operation) stay as sent. Runs for every ingested span of ours, so the common case is two
+    comparisons and one scan of the keys."""
+    for ours, prefix in ((INPUTS, "input"), (OUTPUTS, "output")):
+        value = attrs.get(ours)
+        if value is not None and rest.get(f"{prefix}.value") == value:
+            del rest[f"{prefix}.value"]
+            if rest.get(f"{prefix}.mime_type") == _JSON_MIME:
+                del rest[f"{prefix}.mime_type"]
+    if any(k.startswith(_PAYLOAD_COPIES) for k in rest):
+        from agenttrace.otel.otlp_export import with_conventions  # both directions share these names
+
+        ours = {k: v for k, v in attrs.items() if k in LIFTED}
+        for key, value in with_conventions(ours).items():
+            if key.startswith(_PAYLOAD_COPIES) and rest.get(key) == value:
+                del rest[key]
 
 
 def _first(get: Callable[[str], Any], keys: tuple[str, ...]) -> Any:
