@@ -55,14 +55,16 @@ class Fold(StrEnum):
     """How a trace column is made from the spans of the trace, whichever batch brought them."""
 
     KEY = "key"  # the trace id
-    ROOT = "root"  # the root span's value (the true root over a local one); `default` until a root arrives
-    FIRST = "first"  # the first non-null value stored wins
-    LATEST = "latest"  # the non-null value of the span that ended last wins
+    ROOT = "root"  # the root span's value, NULL included: the true root over a local one, then the
+    #                earliest-starting; `default` until a root arrives
+    FIRST = "first"  # in a batch the non-null value of the earliest-starting span; across batches the stored one
+    LATEST = "latest"  # in a batch the non-null value of the span that ended last; across batches the newer one
     MIN = "min"
     MAX = "max"
     SUM = "sum"  # of every source column; null while no span has any
     COUNT = "count"  # spans
-    MERGE = "merge"  # JSON objects merged key by key, the span that ended last winning
+    MERGE = "merge"  # JSON objects merged as RFC 7396 merge patches (nested objects merge, null deletes a
+    #                  key), in end order within a batch and arrival order across batches
     DURATION = "duration"  # milliseconds between the folded start and end (its two sources, trace columns)
     UNSET = "unset"  # declared for a producer to come; always null for now
 
@@ -156,6 +158,9 @@ TRACE_COLUMNS: tuple[TraceColumn, ...] = (
     TraceColumn("agent_version_id", T, Fold.LATEST),
     TraceColumn("cost", F64, Fold.UNSET, public=False),
     TraceColumn("root_rank", Kind.INT16, Fold.MAX, nullable=False, public=False),
+    # The start of the span the ROOT columns came from: a later batch's root replaces it only if it
+    # outranks it, so the trace's root fields do not depend on how its spans were batched.
+    TraceColumn("root_start_ns", I64, Fold.ROOT, sources=("start_time_ns",), public=False),
 )
 
 SPAN_NAMES: tuple[str, ...] = tuple(c.name for c in SPAN_COLUMNS)
@@ -246,13 +251,24 @@ def _fold(
     if fold is Fold.COUNT:
         return len(rows)
     if fold is Fold.MERGE:
-        merged: dict[str, Any] = {}
+        merged: Any = None
         for text in _present(ordered, name):
-            value = loads(text)
-            if isinstance(value, dict):
-                merged.update(value)
-        return dumps(merged) if merged else None
+            merged = _merge_patch(merged, loads(text))
+        return None if merged is None else dumps(merged)
     if fold is Fold.DURATION:
         start, end = (done.get(source) for source in column.inputs)
         return None if start is None or end is None else (end - start) / 1e6
     return None  # Fold.UNSET
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396, as DuckDB's json_merge_patch applies it in the store."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge_patch(out.get(key), value)
+    return out

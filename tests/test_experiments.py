@@ -87,7 +87,7 @@ def _store_of_the_last_release(path: Path) -> None:
     """A store as the release before runs wrote it: every migration before ours, with data in it."""
     con = duckdb.connect(str(path))
     con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_ns BIGINT)")
-    before = [name for name, _ in _schema.MIGRATIONS].index("004_tracking")
+    before = [name for name, _ in _schema.MIGRATIONS].index("005_runs_and_experiments")
     for version, (name, migrate) in enumerate(_schema.MIGRATIONS[:before], start=1):
         migrate(con)
         con.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", [version, name])

@@ -20,7 +20,8 @@ from agenttrace.schema import fold_trace, span_record, trace_info
 
 
 class TraceCollector(SpanProcessor):
-    def __init__(self) -> None:
+    def __init__(self, experiment: str | None = None) -> None:
+        self.experiment = experiment  # for spans whose resource names none, as the store exporter does
         self._watched: dict[int, list[ReadableSpan]] = {}
         self._lock = threading.Lock()
 
@@ -32,7 +33,7 @@ class TraceCollector(SpanProcessor):
         """Stop watching and return what ended so far as a Trace (None if nothing did)."""
         with self._lock:
             spans = self._watched.pop(int(trace_id, 16), [])
-        return spans_to_trace(spans) if spans else None
+        return spans_to_trace(spans, self.experiment) if spans else None
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         pass
@@ -49,11 +50,11 @@ class TraceCollector(SpanProcessor):
         return True
 
 
-def spans_to_trace(spans: Sequence[ReadableSpan]) -> Trace:
+def spans_to_trace(spans: Sequence[ReadableSpan], default_experiment: str | None = None) -> Trace:
     """The Trace record the store would return for these finished spans, built in memory.
 
     The rows are the ones the store exporter writes, and the summary is folded by the same rules
     as the store's upsert (`agenttrace.schema.fold_trace`).
     """
-    rows = spans_to_rows(spans)
+    rows = spans_to_rows(spans, default_experiment)
     return Trace(info=trace_info(fold_trace(rows)), spans=[span_record(r) for r in rows])

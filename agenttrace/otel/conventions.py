@@ -28,6 +28,7 @@ import orjson
 
 from agenttrace.jsontext import dumps
 from agenttrace.otel import messages as msg
+from agenttrace.records import SpanType
 from agenttrace.schema import SPAN_COLUMNS
 
 __all__ = ["LIFTED", "json_text", "map_span", "span_type_of"]
@@ -80,28 +81,34 @@ _GENAI_OPERATION_TYPES = {
 _TRACELOOP_KINDS = {"workflow": "CHAIN", "task": "CHAIN", "agent": "AGENT", "tool": "TOOL"}
 _LLM_REQUEST_TYPES = {"chat": "LLM", "completion": "LLM", "embedding": "EMBEDDING", "rerank": "RERANKER"}
 _JSON_MIME = "application/json"
+_OUR_TYPES = frozenset(t.value for t in SpanType)
 
 
 def span_type_of(attributes: Mapping[str, Any]) -> str:
-    """Ours, else OpenInference's kind, else the GenAI operation, else OpenLLMetry's kind or request type."""
+    """Ours, else OpenInference's kind, else the GenAI operation, else OpenLLMetry's kind or request
+    type, else LLM for a span that names a GenAI provider and nothing more.
+
+    A value a convention does not know (an OpenInference PROMPT, a new GenAI operation) falls
+    through to the next convention rather than deciding UNKNOWN.
+    """
     get = attributes.get
-    value = get(SPAN_TYPE)
-    if value:
-        return str(value)
+    ours = get(SPAN_TYPE)
+    if isinstance(ours, str) and ours.upper() in _OUR_TYPES:
+        return ours.upper()
     kind = get(OPENINFERENCE_KIND)
-    if kind:
-        return _OPENINFERENCE_TYPES.get(str(kind).upper(), "UNKNOWN")
+    if isinstance(kind, str) and kind.upper() in _OPENINFERENCE_TYPES:
+        return _OPENINFERENCE_TYPES[kind.upper()]
     operation = get(GENAI_OPERATION)
-    if operation:
-        return _GENAI_OPERATION_TYPES.get(str(operation), "UNKNOWN")
-    if "gen_ai.system" in attributes or "gen_ai.provider.name" in attributes:
-        return "LLM"
+    if isinstance(operation, str) and operation in _GENAI_OPERATION_TYPES:
+        return _GENAI_OPERATION_TYPES[operation]
     kind = get("traceloop.span.kind")
     if isinstance(kind, str) and kind.lower() in _TRACELOOP_KINDS:
         return _TRACELOOP_KINDS[kind.lower()]
     request_type = get("llm.request.type")
     if isinstance(request_type, str) and request_type.lower() in _LLM_REQUEST_TYPES:
         return _LLM_REQUEST_TYPES[request_type.lower()]
+    if "gen_ai.system" in attributes or "gen_ai.provider.name" in attributes:
+        return "LLM"
     return "UNKNOWN"
 
 
@@ -173,6 +180,7 @@ def _chat(attrs: Mapping[str, Any], events: list[dict[str, Any]]) -> tuple[Any, 
         lambda: msg.from_payload(get("input.value"), "in"),
         lambda: msg.messages(get("gen_ai.input.messages")),
         lambda: msg.from_indexed(attrs, "gen_ai.prompt.", "user"),
+        lambda: event_in,  # deprecated GenAI events, before OpenLLMetry's own attribute
         lambda: msg.from_payload(get("traceloop.entity.input"), "in"),
     )
     sources_out: tuple[Callable[[], Any], ...] = (
@@ -180,14 +188,12 @@ def _chat(attrs: Mapping[str, Any], events: list[dict[str, Any]]) -> tuple[Any, 
         lambda: msg.from_payload(get("output.value"), "out"),
         lambda: msg.messages(get("gen_ai.output.messages")),
         lambda: msg.from_indexed(attrs, "gen_ai.completion.", "assistant"),
+        lambda: event_out,
         lambda: msg.from_payload(get("traceloop.entity.output"), "out"),
     )
+    event_in, event_out = msg.from_events(events) if events else (None, None)
     found_in = next((m for m in (s() for s in sources_in) if m), None)
     found_out = next((m for m in (s() for s in sources_out) if m), None)
-    if (found_in is None or found_out is None) and events:
-        event_in, event_out = msg.from_events(events)
-        found_in = found_in or event_in
-        found_out = found_out or event_out
     return found_in, found_out
 
 
@@ -331,12 +337,17 @@ def _text(value: Any) -> str | None:
     return value if value is None or isinstance(value, str) else str(value)
 
 
+# A token count above this is no count (a trillion tokens in one call): stored as unknown, so the
+# sums over a trace can never overflow BIGINT, whatever a sender wrote.
+MAX_COUNT = 10**12
+
+
 def _int(value: Any) -> int | None:
-    """A count as a BIGINT, or None when it is not a whole number DuckDB can hold."""
+    """A count, or None when it is not a whole number from 0 to MAX_COUNT."""
     if value is None or isinstance(value, bool):  # None is the common case: no exception for it
         return None
     try:
         number = int(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    return number if -(2**63) <= number < 2**63 else None
+    return number if 0 <= number <= MAX_COUNT else None

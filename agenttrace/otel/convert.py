@@ -10,6 +10,7 @@ time, unlike the span objects they replace.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,9 @@ from opentelemetry.trace import StatusCode
 from agenttrace.jsontext import dumps
 from agenttrace.otel import conventions as cv
 
-__all__ = ["span_row", "spans_to_rows"]
+__all__ = ["resource_experiment", "span_row", "spans_to_rows"]
+
+logger = logging.getLogger("agenttrace")
 
 # A span with only these attributes (what the decorator makes) needs no conventions read.
 _PLAIN_KEYS = frozenset({cv.SPAN_TYPE, cv.INPUTS, cv.OUTPUTS})
@@ -49,6 +52,9 @@ def span_row(
     outside our instrumentation), else 0. `experiment` is the one its resource names, used when
     the span names none. `trusted` is True for spans of this process (see `cv.map_span`).
     """
+    if end_time_ns < start_time_ns:  # a clock that went back: no negative durations
+        end_time_ns = start_time_ns
+    scope = scope or None
     events_json = dumps(events) if events else "[]"
     if trusted and attributes.keys() <= _PLAIN_KEYS:
         # The common span, as our decorator makes it (type, inputs, outputs and nothing else): one
@@ -62,7 +68,10 @@ def span_row(
             "attributes": "{}", "events": events_json, "resource": resource, "scope": scope, "root_rank": root_rank,
             "experiment": experiment,
         }  # fmt: skip
-    row = cv.map_span(attributes, events, trusted)
+    try:
+        row = cv.map_span(attributes, events, trusted)
+    except Exception as exc:  # conventions are best effort: the span is stored, with every attribute kept
+        row = _unmapped(attributes, exc)
     if row["experiment"] is None:
         row["experiment"] = experiment
     row.update(
@@ -72,6 +81,31 @@ def span_row(
         root_rank=root_rank,
     )  # fmt: skip
     return row
+
+
+def _unmapped(attributes: dict[str, Any], exc: Exception) -> dict[str, Any]:
+    """The row facts of a span whose conventions could not be read: a type, and its attributes.
+
+    The mapper is meant never to raise (its inputs are whatever a sender wrote); this is the
+    backstop that keeps one odd span from costing the batch it came in, logged once.
+    """
+    global _unmapped_warned
+    if not _unmapped_warned:
+        _unmapped_warned = True
+        logger.warning("agenttrace could not read the conventions of a span (stored with its raw attributes): %r", exc)
+    return {"span_type": "UNKNOWN", "attributes": dumps(attributes), "experiment": None}
+
+
+_unmapped_warned = False
+
+
+def resource_experiment(resource: dict[str, Any], default: str | None) -> str | None:
+    """The experiment a resource names (ours, else Phoenix's project), else `default`."""
+    for key in (cv.EXPERIMENT, "openinference.project.name"):
+        value = resource.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return default
 
 
 def _event(event: Any) -> dict[str, Any]:
@@ -101,9 +135,7 @@ def spans_to_rows(spans: Sequence[ReadableSpan], default_experiment: str | None 
         cached = resources.get(id(resource))
         if cached is None:
             res_attrs = dict(resource.attributes) if resource is not None else {}
-            experiment = res_attrs.get(cv.EXPERIMENT)
-            named = experiment if isinstance(experiment, str) and experiment else default_experiment
-            cached = resources[id(resource)] = (dumps(res_attrs), named)
+            cached = resources[id(resource)] = (dumps(res_attrs), resource_experiment(res_attrs, default_experiment))
         scope = span.instrumentation_scope
         events = span.events  # a property that copies: read it once
         start = span.start_time or 0

@@ -7,8 +7,8 @@ through too, so an ingested span and a traced one are stored alike: the one conv
 Decoding is strict about shape and lenient about content: a body that is not a request is an
 `IngestError` (HTTP 400); a span without valid ids is rejected alone and counted (OTLP's
 `partial_success`); an attribute value above `max_value_bytes` is cut to a preview and reported.
-Everything that reaches the columns is valid UTF-8 and every JSON column holds valid JSON, so a
-batch can never fail in the store because of what a sender wrote.
+Everything that reaches the columns is valid UTF-8, every JSON column holds valid JSON and every
+count fits the trace sums, so a batch does not fail in the store because of what a sender wrote.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from agenttrace.errors import IngestError
 from agenttrace.jsontext import dumps
 from agenttrace.otel import conventions as cv
-from agenttrace.otel.convert import span_row
+from agenttrace.otel.convert import resource_experiment, span_row
 
 __all__ = ["IngestResult", "convert_body", "decode_json", "decode_protobuf", "request_to_rows"]
 
@@ -143,7 +143,7 @@ class _Values:
             return getattr(v, kind)
         if kind == "double_value":
             d = v.double_value
-            return d if math.isfinite(d) else str(d)
+            return d if math.isfinite(d) else None  # JSON has no NaN: null, as for a local span
         if kind == "array_value":
             return [self.value(x) for x in v.array_value.values]
         if kind == "kvlist_value":
@@ -180,7 +180,7 @@ def request_to_rows(request: ExportTraceServiceRequest, max_value_bytes: int = D
     for rs in request.resource_spans:
         resource = values.attributes(rs.resource.attributes)
         resource_json = dumps(resource)
-        default_experiment = resource.get(cv.EXPERIMENT) or resource.get("openinference.project.name") or "Default"
+        default_experiment = resource_experiment(resource, "Default")
         for ss in rs.scope_spans:
             scope = values.text(ss.scope.name) or None
             for span in ss.spans:
@@ -189,7 +189,7 @@ def request_to_rows(request: ExportTraceServiceRequest, max_value_bytes: int = D
                     result.rejected += 1
                     result.problems.append(problem)
                     continue
-                rows.append(_row(span, values, resource_json, str(default_experiment), scope))
+                rows.append(_row(span, values, resource_json, default_experiment, scope))
     result.accepted = len(rows)
     result.truncated = values.truncated
     return result
@@ -207,7 +207,7 @@ def _id_problem(span: Any) -> str | None:
     return None
 
 
-def _row(span: Any, values: _Values, resource_json: str, default_experiment: str, scope: str | None) -> dict:
+def _row(span: Any, values: _Values, resource_json: str, default_experiment: str | None, scope: str | None) -> dict:
     # Runs for every ingested span: each protobuf field is read once into a local.
     attrs = values.attributes(span.attributes)
     text = values.text
@@ -229,8 +229,6 @@ def _row(span: Any, values: _Values, resource_json: str, default_experiment: str
         rank = 1 if (flags & _REMOTE_KNOWN and flags & _REMOTE) or attrs.get(cv.LOCAL_ROOT) else 0
     start = span.start_time_unix_nano
     end = span.end_time_unix_nano or start
-    if end < start:
-        end = start
     status = span.status
     return span_row(
         trace_id=span.trace_id.hex(), span_id=span.span_id.hex(), parent_span_id=parent, name=text(span.name),

@@ -42,11 +42,12 @@ _NUMBER = re.compile(r"^\d+$")
 
 
 def json_value(value: Any) -> Any:
-    """A JSON string's value (tool arguments, event bodies); anything else as it is."""
+    """A JSON string's value (tool arguments, event bodies); anything else, or JSON nested past what
+    the parsers take, as it is."""
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
             return loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
     return value
 
@@ -100,7 +101,11 @@ def message(value: Any, default_role: str | None = None) -> dict[str, Any]:
             role, parts = nested["role"], nested["parts"]
         else:
             parts = _content_parts(value.get("content"))
-        for call in value.get("tool_calls") or ():
+            refusal = value.get("refusal")  # OpenAI's refusal replaces the content
+            if isinstance(refusal, str) and refusal and not parts:
+                parts.append(_text_part(refusal))
+        calls = value.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
             if isinstance(call, Mapping):
                 parts.append(_tool_call_part(call))
     out: dict[str, Any] = {"role": role, "parts": parts}
@@ -169,12 +174,21 @@ def from_openai_reply(reply: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     return None
 
 
+# Indexed conventions nest a handful of levels (message, tool call, function, name); a key nested
+# deeper, or an index longer than this, is no message field and is left in the attributes alone.
+_MAX_KEY_DEPTH = 8
+_MAX_INDEX_DIGITS = 9
+
+
 def _unflatten(flat: Mapping[str, Any]) -> Any:
     """{"0.role": "user", "0.tool_calls.0.id": "c"} -> [{"role": "user", "tool_calls": [{"id": "c"}]}]."""
     tree: dict[str, Any] = {}
     for key, value in flat.items():
         node = tree
-        *path, last = key.split(".")
+        steps = key.split(".")
+        if len(steps) > _MAX_KEY_DEPTH:
+            continue
+        *path, last = steps
         for step in path:
             node = node.setdefault(step, {})
             if not isinstance(node, dict):
@@ -187,7 +201,7 @@ def _unflatten(flat: Mapping[str, Any]) -> Any:
 def _lists(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
-    if node and all(_NUMBER.match(k) for k in node):
+    if node and all(_NUMBER.match(k) and len(k) <= _MAX_INDEX_DIGITS for k in node):
         return [_lists(node[k]) for k in sorted(node, key=int)]
     return {k: _lists(v) for k, v in node.items()}
 

@@ -180,7 +180,7 @@ def _003_span_provider_and_agent_version_id(con: duckdb.DuckDBPyConnection) -> N
     con.execute("ALTER TABLE traces ADD COLUMN agent_version_id VARCHAR")
 
 
-def _005_registry(con: duckdb.DuckDBPyConnection) -> None:
+def _004_agent_registry(con: duckdb.DuckDBPyConnection) -> None:
     """The agent registry: agents, their versions (code fingerprint + config + prompts), aliases.
 
     `agents.last_version` is a counter, so a deleted version's number is never given again. A
@@ -240,7 +240,7 @@ def _005_registry(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE eval_runs ADD COLUMN agent_version_id VARCHAR")
 
 
-def _004_tracking(con: duckdb.DuckDBPyConnection) -> None:
+def _005_runs_and_experiments(con: duckdb.DuckDBPyConnection) -> None:
     """Experiments get an id, tags and a lifecycle; runs with params, metrics, tags and artifacts.
 
     `experiments` is rebuilt (DuckDB cannot add a primary key to a table): the old rows keep their
@@ -320,12 +320,20 @@ def _004_tracking(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE eval_runs ADD COLUMN run_id VARCHAR")
 
 
+def _006_trace_root_start(con: duckdb.DuckDBPyConnection) -> None:
+    # Which root the root fields came from, so a later batch replaces them only with a better root.
+    # Traces stored before kept their root's fields; their own start stands in for the root's.
+    con.execute("ALTER TABLE traces ADD COLUMN root_start_ns BIGINT")
+    con.execute("UPDATE traces SET root_start_ns = start_time_ns WHERE root_rank > 0")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_core_tables", _001_core_tables),
     ("002_evaluation", _002_evaluation),
     ("003_span_provider_and_agent_version_id", _003_span_provider_and_agent_version_id),
-    ("005_registry", _005_registry),
-    ("004_tracking", _004_tracking),  # after 005: stores made before it have 005 as version 4
+    ("004_agent_registry", _004_agent_registry),
+    ("005_runs_and_experiments", _005_runs_and_experiments),
+    ("006_trace_root_start", _006_trace_root_start),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -39,6 +39,11 @@ BATCH_SCHEMA = pa.schema([pa.field(c.name, ARROW_TYPES[c.kind]) for c in SPAN_CO
 _BATCH_STRUCT = pa.struct(list(BATCH_SCHEMA))
 _STORED = ", ".join(c.name for c in SPAN_COLUMNS if c.stored)
 _ROOT_FIRST = "[root_rank, -start_time_ns]"  # the true root over a local one, then the earliest
+# Whether the batch's root outranks the stored one: the same order, across batches.
+_NEW_ROOT_WINS = (
+    "excluded.root_rank > 0 AND (excluded.root_rank > traces.root_rank OR (excluded.root_rank = traces.root_rank "
+    "AND excluded.root_start_ns < traces.root_start_ns))"
+)
 
 
 def _aggregate(column: TraceColumn) -> str:
@@ -48,7 +53,8 @@ def _aggregate(column: TraceColumn) -> str:
     if fold is Fold.KEY:
         return c
     if fold is Fold.ROOT:
-        value = f"max_by({c}, {_ROOT_FIRST}) FILTER (WHERE root_rank > 0)"
+        # arg_max_null: the root's own value even when it is NULL (max_by would take another span's)
+        value = f"arg_max_null({c}, {_ROOT_FIRST}) FILTER (WHERE root_rank > 0)"
         return value if column.default is None else f"coalesce({value}, '{column.default}')"
     if fold is Fold.FIRST:
         return f"arg_min({c}, start_time_ns) FILTER (WHERE {c} IS NOT NULL)"
@@ -78,7 +84,7 @@ def _update(column: TraceColumn) -> str | None:
     if fold is Fold.KEY or fold is Fold.UNSET:
         return None
     if fold is Fold.ROOT:
-        return f"CASE WHEN excluded.root_rank >= traces.root_rank AND excluded.root_rank > 0 THEN {new} ELSE {old} END"
+        return f"CASE WHEN {_NEW_ROOT_WINS} THEN {new} ELSE {old} END"
     if fold is Fold.FIRST:
         return f"coalesce({old}, {new})"
     if fold is Fold.LATEST:

@@ -20,7 +20,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 
 from agenttrace.otel import messages
-from agenttrace.tracing.autolog_streams import AsyncTracedStream, TracedStream, response_facts
+from agenttrace.tracing.autolog_streams import AsyncTracedStream, TracedStream, plain, response_facts
 from agenttrace.tracing.runtime import get_runtime, internal_error
 from agenttrace.tracing.spans import end_error, end_ok, start
 
@@ -139,12 +139,15 @@ def _request_inputs(operation: str, kwargs: dict[str, Any]) -> Any:
     """A chat call's messages in the stored message shape; an embeddings call's arguments as given.
 
     The request parameters are GenAI attributes of the span (`gen_ai.request.*`), so the inputs
-    of an LLM span are its messages alone, as for spans of every other instrumentation.
+    of an LLM span are its messages alone, as for spans of every other instrumentation. Messages
+    may be the SDK's own objects (a reply passed back in a tool loop): they are dumped first.
     """
-    if operation == "chat" and messages.messages(kwargs.get("messages")) is not None:
-        return messages.messages(kwargs["messages"])
+    if operation == "chat":
+        found = messages.messages(plain(kwargs.get("messages")))
+        if found is not None:
+            return found
     if operation == "responses":
-        found = messages.from_payload(kwargs.get("input"), "in") or []
+        found = messages.from_payload(plain(kwargs.get("input")), "in") or []
         instructions = kwargs.get("instructions")
         if isinstance(instructions, str):
             found.insert(0, messages.message(instructions, "system"))

@@ -17,7 +17,7 @@ from agenttrace.otel import messages
 from agenttrace.tracing.runtime import internal_error
 from agenttrace.tracing.spans import end_error, end_ok
 
-__all__ = ["AsyncTracedStream", "TracedStream", "response_facts"]
+__all__ = ["AsyncTracedStream", "TracedStream", "plain", "response_facts"]
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -29,6 +29,16 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
 def _dump(obj: Any) -> Any:
     dump = getattr(obj, "model_dump", None)
     return dump(exclude_none=True) if callable(dump) else obj
+
+
+def plain(obj: Any) -> Any:
+    """The SDK's objects (pydantic models), however nested in lists and dicts, as plain values."""
+    obj = _dump(obj)
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    return obj
 
 
 def _usage(usage: Any) -> dict[str, Any]:

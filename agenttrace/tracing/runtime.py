@@ -104,7 +104,7 @@ class Runtime:
             return None
         with _lock:
             if self._collector is None:
-                self._collector = TraceCollector()
+                self._collector = TraceCollector(self.settings.experiment)
                 self.provider.add_span_processor(self._collector)
         return self._collector
 

@@ -35,6 +35,7 @@ __all__ = ["LiveSpan", "get_current_span", "get_current_trace_id", "span", "upda
 
 ROOT_KEY = otel_context.create_key("agenttrace-local-root")
 _SPAN_TYPES = frozenset(t.value for t in SpanType)
+_PAYLOAD_KEYS = frozenset({cv.INPUTS, cv.OUTPUTS})
 
 
 def normalize_span_type(span_type: str | SpanType | None) -> str:
@@ -139,9 +140,19 @@ class LiveSpan:
             internal_error("set payload", exc)
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        """Set attributes; values OpenTelemetry cannot carry are stored as JSON text."""
+        """Set attributes; values OpenTelemetry cannot carry are stored as JSON text.
+
+        Our own payload keys (`agenttrace.inputs`/`outputs`) are values like `set_inputs` takes,
+        serialised as such: the store trusts them to be JSON.
+        """
         try:
-            self._span.set_attributes({k: _attribute_value(v, self._rt) for k, v in attributes.items()})
+            plain = {}
+            for key, value in attributes.items():
+                if key in _PAYLOAD_KEYS:
+                    self._set(key, value)
+                else:
+                    plain[key] = _attribute_value(value, self._rt)
+            self._span.set_attributes(plain)
         except Exception as exc:
             internal_error("set attributes", exc)
 
