@@ -26,6 +26,7 @@ from agenttrace.errors import InvalidArgumentError
 
 _RESAMPLES = 2_000
 _SEED = 20261126
+_FEW_DISTINCT = 64
 
 
 def as_number(value: Any) -> float | None:
@@ -38,11 +39,24 @@ def as_number(value: Any) -> float | None:
 
 
 def bootstrap_interval(values: Sequence[float]) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean.
+
+    A resample of n values drawn with replacement is, in distribution, a multinomial count of each
+    distinct value, so when there are few distinct values (pass/fail scores, errors counted as 0,
+    1-5 ratings) the resample means are drawn as multinomial counts: work proportional to the
+    distinct values, not to the records, which keeps summaries of large runs cheap. Many distinct
+    values fall back to drawing indices.
+    """
     data = np.asarray(values, dtype=float)
     if len(data) < 2:
         return (float(data[0]), float(data[0])) if len(data) else (float("nan"), float("nan"))
     rng = np.random.default_rng(_SEED)
-    means = data[rng.integers(0, len(data), size=(_RESAMPLES, len(data)))].mean(axis=1)
+    distinct, counts = np.unique(data, return_counts=True)
+    if len(distinct) <= _FEW_DISTINCT:
+        draws = rng.multinomial(len(data), counts / len(data), size=_RESAMPLES)
+        means = draws @ distinct / len(data)
+    else:
+        means = data[rng.integers(0, len(data), size=(_RESAMPLES, len(data)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)
 
