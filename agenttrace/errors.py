@@ -14,6 +14,7 @@
     ├── IngestError                  an OTLP request body cannot be decoded
     ├── EvaluationError              an evaluation cannot start (bad data, scorer, predict_fn)
     │   ├── DatasetError             a dataset cannot be read or is malformed
+    │   ├── EvalRunNotFoundError     no eval run has the given id, name or id prefix
     │   ├── InvalidScorerError       a scorer breaks the contract: its signature or result (also a TypeError)
     │   └── UnknownScorerError       no registered scorer has the given name
     ├── TrackingError                a run or experiment cannot do what was asked
@@ -43,6 +44,7 @@ __all__ = [
     "BatchRejectedError",
     "ConfigError",
     "DatasetError",
+    "EvalRunNotFoundError",
     "EvaluationError",
     "ExperimentNotFoundError",
     "FilterError",
@@ -128,6 +130,10 @@ class EvaluationError(AgentTraceError):
 
 class DatasetError(EvaluationError):
     """A dataset cannot be read or a record is malformed."""
+
+
+class EvalRunNotFoundError(EvaluationError):
+    """No stored eval run has the given id, name or unique id prefix (HTTP 404 from the server)."""
 
 
 class UnknownScorerError(EvaluationError):

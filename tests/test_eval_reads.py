@@ -65,4 +65,4 @@ def test_eval_runs_rows_and_comparisons_over_rest(store_path: Path) -> None:
         status, found = http_json(srv.url + "/api/datasets")
         assert status == 200 and found["datasets"][0]["name"] == "records"
         status, error = http_json(srv.url + "/api/eval-runs/nope")
-        assert status == 400 and "no eval run 'nope'" in error["error"]
+        assert status == 404 and "no eval run 'nope'" in error["error"]

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from agenttrace.errors import (
     AgentTraceError,
+    EvalRunNotFoundError,
     FilterError,
     StoreError,
     StoreLockedError,
@@ -36,7 +37,7 @@ DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
 
 def http_status(exc: Exception) -> int:
     """The one mapping of our errors to HTTP statuses."""
-    if isinstance(exc, TraceNotFoundError):
+    if isinstance(exc, TraceNotFoundError | EvalRunNotFoundError):
         return 404
     if isinstance(exc, FilterError | ValueError):
         return 400

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from agenttrace.errors import DatasetError, EvaluationError
+from agenttrace.errors import DatasetError, EvalRunNotFoundError, EvaluationError
 from agenttrace.records import Assessment
 from agenttrace.store._codec import append_rows as _append
 from agenttrace.store._codec import dumps as _dumps
@@ -195,7 +195,7 @@ def resolve_eval_run(con: duckdb.DuckDBPyConnection, ref: str) -> str:
             return rows[0][0]
         if len(rows) > 1:
             raise EvaluationError(f"eval run prefix {ref!r} matches {len(rows)} runs; give more characters")
-    raise EvaluationError(
+    raise EvalRunNotFoundError(
         f"no eval run {ref!r} (by id, name, or id prefix of {_MIN_PREFIX}+ characters); "
         "list runs with `agenttrace eval list`"
     )
