@@ -166,3 +166,24 @@ def test_configure_autolog_and_tracing_off() -> None:
             agenttrace.autolog.openai(disable=True)
     with pytest.raises(agenttrace.errors.ConfigError, match="autolog"):
         agenttrace.configure(autolog=["anthropic"])
+
+
+def test_a_tool_loop_with_the_sdks_own_messages_keeps_every_part(stub: OpenAIStub) -> None:
+    from openai.types.chat import ChatCompletionMessage
+    from openai.types.chat.chat_completion_message_tool_call import ChatCompletionMessageToolCall, Function
+
+    call = ChatCompletionMessageToolCall(
+        id="call_1", type="function", function=Function(name="add", arguments='{"a":1}')
+    )
+    reply = ChatCompletionMessage(role="assistant", content=None, tool_calls=[call])  # passed back as the SDK gave it
+    conversation = [
+        {"role": "user", "content": "1+1?"},
+        reply,
+        {"role": "tool", "tool_call_id": "call_1", "content": "2"},
+    ]
+    _client(stub).chat.completions.create(model="gpt-x", messages=conversation)
+    assert _llm_span().inputs == [
+        {"role": "user", "parts": [{"type": "text", "content": "1+1?"}]},
+        {"role": "assistant", "parts": [{"type": "tool_call", "id": "call_1", "name": "add", "arguments": {"a": 1}}]},
+        {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_1", "response": "2"}]},
+    ]

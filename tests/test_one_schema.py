@@ -104,6 +104,34 @@ def _foreign_spans() -> list[ReadableSpan]:
     return spans
 
 
+def _odd_spans() -> list[ReadableSpan]:
+    """What senders get wrong or leave out: NaN values, a clock that went back, an unnamed scope,
+    only Phoenix's project name, a token count no call has, a mapper-hostile attribute."""
+    resource = Resource({"service.name": "odd", "openinference.project.name": "phoenix-proj"})
+    start = T0 + 50_000_000
+    return [
+        ReadableSpan(
+            "odd root", _context(6, 60), None, resource,
+            {"score": float("nan"), "ratio": float("inf"), "openinference.span.kind": "PROMPT",
+             "gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 2**62,
+             "llm.output_messages.0.message.tool_calls": 5},
+            start_time=start, end_time=start - 1_000, instrumentation_scope=InstrumentationScope(""),
+        ),
+        ReadableSpan(
+            "odd child", _context(6, 61), _context(6, 60), resource, {"llm.request.type": "embedding",
+            "gen_ai.system": "openai", "traceloop.entity.input": "from traceloop"},
+            [Event("gen_ai.user.message", {"content": "from the event"}, start + 2)],
+            start_time=start + 1, end_time=start + 5, instrumentation_scope=SCOPE,
+        ),
+        ReadableSpan(
+            "odd chat", _context(6, 62), _context(6, 60), resource, {"llm.request.type": "chat",
+            "traceloop.entity.input": "from traceloop"},
+            [Event("gen_ai.user.message", {"content": "from the event"}, start + 3)],
+            start_time=start + 2, end_time=start + 6, instrumentation_scope=SCOPE,
+        ),
+    ]  # fmt: skip
+
+
 def _our_spans(store: Path) -> list[ReadableSpan]:
     """Real spans of our decorator, span() and update_current_trace, as the SDK hands them on."""
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -174,7 +202,7 @@ def _stored_by_server(path: Path, spans: list[ReadableSpan]) -> None:
 def all_spans(tmp_path: Path) -> list[ReadableSpan]:
     ours = _our_spans(tmp_path / "made.duckdb")
     assert {s.name for s in ours} >= {"agent", "think", "lookup", "raise_inside"}
-    return ours + _foreign_spans()
+    return ours + _foreign_spans() + _odd_spans()
 
 
 def test_every_path_stores_the_same_rows(all_spans: list[ReadableSpan], tmp_path: Path) -> None:
@@ -182,7 +210,7 @@ def test_every_path_stores_the_same_rows(all_spans: list[ReadableSpan], tmp_path
     _stored_by_server(tmp_path / "server.duckdb", all_spans)
     local_spans, local_traces = _rows(tmp_path / "local.duckdb")
     server_spans, server_traces = _rows(tmp_path / "server.duckdb")
-    assert len(local_spans) == len(all_spans) and len(local_traces) == 6
+    assert len(local_spans) == len(all_spans) and len(local_traces) == 7
     names = [c.name for c in SPAN_COLUMNS if c.stored]
     for local, served in zip(local_spans, server_spans, strict=True):
         for name, a, b in zip(names, local, served, strict=True):
@@ -243,6 +271,15 @@ def test_the_same_facts_are_read_from_each_convention(all_spans: list[ReadableSp
     assert older.spans_of_type("LLM")[1].outputs == [
         {"role": "assistant", "parts": [{"type": "text", "content": "a"}], "finish_reason": "stop"}
     ]
+    odd = store.get_trace(format(6, "032x"))
+    root, child = odd.root, odd.spans_of_type("EMBEDDING")[0]
+    assert root is not None and root.span_type == "LLM"  # an unknown OpenInference kind falls through
+    assert (root.duration_ms, root.scope, root.input_tokens) == (0.0, None, None)
+    assert root.attributes["score"] is None and odd.info.experiment == "phoenix-proj"
+    assert child.span_type == "EMBEDDING"  # OpenLLMetry's explicit request type beats a bare provider
+    # Deprecated GenAI events come before OpenLLMetry's own attribute.
+    chat = next(s for s in odd.spans if s.name == "odd chat")
+    assert chat.inputs == [{"role": "user", "parts": [{"type": "text", "content": "from the event"}]}]
     openllmetry = store.get_trace(format(4, "032x"))
     assert [(s.span_type, s.model, s.input_tokens) for s in openllmetry] == [
         ("CHAIN", None, None),

@@ -101,3 +101,13 @@ def test_inputs_that_cannot_be_printed_still_trace() -> None:
         s.set_outputs(10**5000)
     root = only_trace().root
     assert (root.inputs, root.outputs) == ("<unserializable dict: ValueError>", "<unserializable int: ValueError>")
+
+
+def test_payload_keys_set_as_attributes_are_serialised_like_outputs() -> None:
+    # The store trusts our payload attributes to be JSON; a plain string set through set_attributes
+    # is a value like set_outputs takes, not text to be stored as if it were JSON.
+    with agenttrace.span("step") as s:
+        s.set_attributes({"agenttrace.outputs": "plain text, not JSON", "agenttrace.inputs": {"q": 1}, "k": 2})
+    trace = only_trace()
+    span = trace.spans[0]
+    assert (span.inputs, span.outputs, span.attributes) == ({"q": 1}, "plain text, not JSON", {"k": 2})
