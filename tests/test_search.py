@@ -129,3 +129,10 @@ def test_user_text_never_reaches_sql() -> None:
     assert "OR 1=1" not in sql and "a'b" not in sql
     assert params == ["x' OR 1=1 --", '$."a\'b"', "v"]
     assert agenttrace.search_traces("name = 'x'' OR 1=1 --'").empty
+
+
+@pytest.mark.usefixtures("sample_traces")
+def test_every_declared_trace_column_and_span_column_is_searchable() -> None:
+    # Fields derive from agenttrace.schema: a column added there is searchable without another list.
+    assert len(agenttrace.search_traces("agent_version_id = 'v-1' OR span.provider = 'openai'")) == 0
+    assert len(agenttrace.search_traces("span.type = 'LLM'")) == len(agenttrace.search_traces("span.span_type = 'LLM'"))

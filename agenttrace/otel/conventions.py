@@ -309,8 +309,8 @@ def _drop_payload_copies(attrs: Mapping[str, Any], rest: dict[str, Any]) -> None
     document forms our export derives from ours, are dropped. Small copies (the span kind, the
     GenAI operation) stay as sent. Runs for every ingested span of ours, so the common case is two
     comparisons and one scan of the keys."""
-    for ours, prefix in ((INPUTS, "input"), (OUTPUTS, "output")):
-        value = attrs.get(ours)
+    for key, prefix in ((INPUTS, "input"), (OUTPUTS, "output")):
+        value = attrs.get(key)
         if value is not None and rest.get(f"{prefix}.value") == value:
             del rest[f"{prefix}.value"]
             if rest.get(f"{prefix}.mime_type") == _JSON_MIME:

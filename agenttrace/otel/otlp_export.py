@@ -109,7 +109,7 @@ def _payload_conventions(out: dict[str, Any], span_type: str) -> None:
         for ours, side, genai in ((cv.INPUTS, "in", "gen_ai.input.messages"),
                                   (cv.OUTPUTS, "out", "gen_ai.output.messages")):  # fmt: skip
             found = messages.messages(out.get(ours))
-            if found is None or any(m.get("parts") is None for m in found):
+            if found is None:
                 continue
             out.setdefault(genai, out[ours])
             for key, value in messages.to_openinference(found, side).items():

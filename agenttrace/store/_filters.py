@@ -19,38 +19,44 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agenttrace.errors import FilterError, UnknownFieldError
+from agenttrace.schema import SPAN_COLUMNS, TRACE_COLUMNS, Fold, Kind
 
 __all__ = ["FIELDS", "compile_filter", "compile_order_by", "order_by_items"]
 
-# field name -> (SQL over the traces table aliased t, kind)
-_COLUMNS: dict[str, tuple[str, str]] = {
-    "trace_id": ("t.trace_id", "text"),
-    "name": ("t.name", "text"),
-    "status": ("t.status", "text"),
-    "experiment": ("t.experiment", "text"),
-    "run_id": ("t.run_id", "text"),
-    "session_id": ("t.session_id", "text"),
-    "user_id": ("t.user_id", "text"),
-    "agent_name": ("t.agent_name", "text"),
-    "agent_version": ("t.agent_version", "text"),
-    "duration_ms": ("t.duration_ms", "number"),
-    "span_count": ("t.span_count", "number"),
-    "total_tokens": ("t.total_tokens", "number"),
-    "input_tokens": ("t.input_tokens", "number"),
-    "output_tokens": ("t.output_tokens", "number"),
-    "timestamp": ("t.start_time_ns", "time"),
-    "start_time": ("t.start_time_ns", "time"),
-    "end_time": ("t.end_time_ns", "time"),
+_KINDS = {Kind.TEXT: "text", Kind.INT64: "number", Kind.FLOAT64: "number"}
+
+
+def _trace_fields() -> dict[str, tuple[str, str]]:
+    """field name -> (SQL over the traces table aliased t, kind), from the declared trace columns."""
+    fields: dict[str, tuple[str, str]] = {}
+    for column in TRACE_COLUMNS:
+        if not column.public or column.kind not in _KINDS:
+            continue
+        if column.name.endswith("_time_ns"):  # searched as times, by the names search results show
+            fields[column.name[: -len("_ns")]] = (f"t.{column.name}", "time")
+        else:
+            fields[column.name] = (f"t.{column.name}", _KINDS[column.kind])
+    fields["timestamp"] = fields["start_time"]
+    return fields
+
+
+def _span_fields() -> dict[str, tuple[str, str]]:
+    """`span.<column>` -> (SQL over the spans table aliased s, kind), from the declared span columns."""
+    fields = {
+        f"span.{c.name}": (f"s.{c.name}", _KINDS[c.kind])
+        for c in SPAN_COLUMNS
+        if c.stored and c.kind in _KINDS and not c.name.endswith(("_id", "_ns"))
+    }
+    fields["span.type"] = fields["span.span_type"]  # the short name the README uses
+    return fields
+
+
+_COLUMNS = _trace_fields()
+_SPAN_COLUMNS = _span_fields()
+_JSON_PREFIXES = {
+    c.name: f"t.{c.name}" for c in TRACE_COLUMNS if c.public and c.kind is Kind.JSON and c.fold is Fold.MERGE
 }
-_SPAN_COLUMNS: dict[str, tuple[str, str]] = {
-    "span.type": ("s.span_type", "text"),
-    "span.name": ("s.name", "text"),
-    "span.status": ("s.status", "text"),
-    "span.model": ("s.model", "text"),
-    "span.duration_ms": ("s.duration_ms", "number"),
-}
-_JSON_PREFIXES = {"tags": "t.tags", "metadata": "t.metadata"}
-FIELDS = sorted([*_COLUMNS, *_SPAN_COLUMNS, "tags.<key>", "metadata.<key>"])
+FIELDS = sorted([*_COLUMNS, *_SPAN_COLUMNS, *(f"{prefix}.<key>" for prefix in _JSON_PREFIXES)])
 
 _TOKEN = re.compile(
     r"""

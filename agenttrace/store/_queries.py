@@ -77,53 +77,32 @@ def trace_exists(con: duckdb.DuckDBPyConnection, trace_id: str) -> bool:
     return con.execute("SELECT 1 FROM traces WHERE trace_id = ?", [trace_id]).fetchone() is not None
 
 
+# Assessments go in and out by the record's field names; these two are JSON in the table.
+_ASSESSMENT_FIELDS = [f.name for f in fields(Assessment)]
+_ASSESSMENT_JSON = frozenset({"value", "metadata"})
+_ASSESSMENT_SELECT = f"SELECT {', '.join(_ASSESSMENT_FIELDS)} FROM assessments WHERE trace_id = ? ORDER BY created_ns"
+
+
 def insert_assessments(con: duckdb.DuckDBPyConnection, assessments: Sequence[Assessment]) -> None:
     """Append assessments in one statement (Arrow), whether one human note or a whole eval run."""
     append_rows(
         con,
         "assessments",
         {
-            "assessment_id": [a.assessment_id for a in assessments],
-            "trace_id": [a.trace_id for a in assessments],
-            "span_id": [a.span_id for a in assessments],
-            "name": [a.name for a in assessments],
-            "kind": [a.kind for a in assessments],
-            "value": [dumps(a.value) for a in assessments],
-            "rationale": [a.rationale for a in assessments],
-            "source_type": [a.source_type for a in assessments],
-            "source_id": [a.source_id for a in assessments],
-            "metadata": [dumps(a.metadata) for a in assessments],
-            "error": [a.error for a in assessments],
-            "eval_run_id": [a.eval_run_id for a in assessments],
-            "created_ns": [a.created_ns for a in assessments],
+            name: [dumps(getattr(a, name)) if name in _ASSESSMENT_JSON else getattr(a, name) for a in assessments]
+            for name in _ASSESSMENT_FIELDS
         },
     )
 
 
 def load_assessments(con: duckdb.DuckDBPyConnection, trace_id: str) -> list[Assessment]:
-    rows = con.execute(
-        "SELECT assessment_id, trace_id, name, kind, value, rationale, source_type, source_id, span_id, "
-        "metadata, error, eval_run_id, created_ns FROM assessments WHERE trace_id = ? ORDER BY created_ns",
-        [trace_id],
-    ).fetchall()
-    return [
-        Assessment(
-            assessment_id=r[0],
-            trace_id=r[1],
-            name=r[2],
-            kind=r[3],
-            value=loads(r[4]),
-            rationale=r[5],
-            source_type=r[6],
-            source_id=r[7],
-            span_id=r[8],
-            metadata=loads(r[9]) or {},
-            error=r[10],
-            eval_run_id=r[11],
-            created_ns=r[12],
-        )
-        for r in rows
-    ]
+    assessments = []
+    for row in con.execute(_ASSESSMENT_SELECT, [trace_id]).fetchall():
+        values = dict(zip(_ASSESSMENT_FIELDS, row, strict=True))
+        values["value"] = loads(values["value"])
+        values["metadata"] = loads(values["metadata"]) or {}
+        assessments.append(Assessment(**values))
+    return assessments
 
 
 def delete_before(con: duckdb.DuckDBPyConnection, cutoff_ns: int) -> int:

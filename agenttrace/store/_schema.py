@@ -8,6 +8,7 @@ agenttrace and is refused before anything is written to it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import duckdb
 
@@ -340,13 +341,16 @@ LATEST_VERSION = len(MIGRATIONS)
 
 
 def declared_columns() -> dict[str, dict[str, str]]:
-    """Table name to {column: DuckDB type} for the tables `agenttrace.schema` declares."""
+    """Table name to {column: "TYPE" or "TYPE NOT NULL"} for the tables `agenttrace.schema` declares."""
     from agenttrace.schema import SPAN_COLUMNS, TRACE_COLUMNS
     from agenttrace.store._writer import DUCKDB_TYPES
 
+    def spelled(kind: Any, nullable: bool) -> str:
+        return DUCKDB_TYPES[kind] + ("" if nullable else " NOT NULL")
+
     return {
-        "spans": {c.name: DUCKDB_TYPES[c.kind] for c in SPAN_COLUMNS if c.stored},
-        "traces": {c.name: DUCKDB_TYPES[c.kind] for c in TRACE_COLUMNS},
+        "spans": {c.name: spelled(c.kind, c.nullable) for c in SPAN_COLUMNS if c.stored},
+        "traces": {c.name: spelled(c.kind, c.nullable) for c in TRACE_COLUMNS},
     }
 
 
@@ -354,12 +358,15 @@ def column_mismatches(con: duckdb.DuckDBPyConnection) -> list[str]:
     """How the migrated tables differ from the declaration (empty when they agree).
 
     Run once per process when a store is opened: a column declared but not created by a migration,
-    created but not declared, or of another type is found here, not as a failed write later.
+    created but not declared, or of another type or nullability is found here, not as a failed
+    write later.
     """
     problems = []
     for table, declared in declared_columns().items():
         rows = con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table]
+            "SELECT column_name, data_type || CASE WHEN is_nullable = 'NO' THEN ' NOT NULL' ELSE '' END "
+            "FROM information_schema.columns WHERE table_name = ?",
+            [table],
         ).fetchall()
         actual = dict(rows)
         missing = [c for c in declared if c not in actual]

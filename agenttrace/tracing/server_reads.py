@@ -113,7 +113,7 @@ class ServerReads:
         source = source_type.lower() + (f":{source_id}" if source_id else "")
         body = {"name": name, "value": value, "rationale": rationale, "source": source, "span_id": span_id,
                 "metadata": metadata}  # fmt: skip
-        # Encoded as the local store encodes values (anything else as its str(), NaN kept).
+        # Encoded as the local store encodes values: anything else as its str(); JSON has no NaN.
         data = json.dumps(body, default=str).encode()
         path = f"/api/traces/{quote(trace_id, safe='')}/{route}"
         return _record(Assessment, self._request("POST", path, data=data, headers={"Content-Type": "application/json"}))
