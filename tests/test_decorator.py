@@ -325,3 +325,15 @@ def test_async_generator_closed_early_ends_its_span() -> None:
     assert asyncio.run(take_two()) == [0, 1]
     root = only_trace().root
     assert root.outputs == [0, 1] and root.status == "OK"
+
+
+def test_wrap_carries_the_active_agent_into_a_thread() -> None:
+    @agenttrace.trace
+    def work() -> int:
+        return 1
+
+    with agenttrace.set_active_agent("free-label", "7"):
+        with agenttrace.context.ContextThreadPoolExecutor(max_workers=1) as pool:
+            assert pool.submit(work).result() == 1
+    info = only_trace().info
+    assert (info.agent_name, info.agent_version, info.agent_version_id) == ("free-label", "7", None)

@@ -32,7 +32,7 @@ logger = logging.getLogger("agenttrace")
 __all__ = ["AGENT_VERSION_ID", "ActiveAgent", "AgentStamp", "active_agent", "restore_agent", "use_agent"]
 
 # The span attribute the store lifts into traces.agent_version_id (declared in agenttrace/schema.py).
-AGENT_VERSION_ID = "agenttrace.agent.version_id"
+AGENT_VERSION_ID = cv.AGENT_VERSION_ID
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,20 +7,19 @@ so spans started in a worker thread nest under the span that submitted the work.
 
 The current tracking run lives here too, in CURRENT_RUN, because tracing reads it (the local root
 of every trace is stamped with its run id) and tracing may not import the tracking engine above
-it. It is a ContextVar, so asyncio tasks inherit it; `wrap` carries it into threads with the trace
-context. The engine (agenttrace.tracking) is the only writer.
+it. It is a ContextVar, so asyncio tasks inherit it; `wrap` carries every ContextVar into threads
+(the trace context, the run, the active agent). The engine (agenttrace.tracking) is the only writer.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
-
-from opentelemetry import context as otel_context
 
 __all__ = ["CURRENT_RUN", "ContextThreadPoolExecutor", "RunStamp", "wrap"]
 
@@ -41,19 +40,16 @@ CURRENT_RUN: ContextVar[RunStamp | None] = ContextVar("agenttrace_current_run", 
 
 
 def wrap(fn: Callable[P, R]) -> Callable[P, R]:
-    """Bind `fn` to the current trace context, for use from another thread."""
-    captured = otel_context.get_current()
-    run = CURRENT_RUN.get()
+    """Bind `fn` to the caller's context (trace, run, active agent: every ContextVar), for another thread.
+
+    Each call runs in its own copy of the captured context, so the wrapped function may run in
+    several threads at once, and what it sets stays in that call.
+    """
+    captured = contextvars.copy_context()
 
     @functools.wraps(fn)
     def in_context(*args: P.args, **kwargs: P.kwargs) -> R:
-        token = otel_context.attach(captured)
-        run_token = CURRENT_RUN.set(run)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            CURRENT_RUN.reset(run_token)
-            otel_context.detach(token)
+        return captured.copy().run(fn, *args, **kwargs)
 
     return in_context
 
