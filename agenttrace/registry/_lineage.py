@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["agent_history", "compare_versions", "lineage"]
 
+# Evaluations that ran to the end; one whose cells errored counts, its errors scoring as failures.
+_COMPLETE = frozenset({"FINISHED", "FINISHED_WITH_ERRORS"})
 _FIGURE_COLUMNS = ("trace_count", "error_rate", "latency_p50_ms", "latency_p95_ms", "total_tokens", "mean_tokens")
 
 
@@ -32,10 +34,11 @@ def _scores(runs: list[dict[str, Any]]) -> dict[str, float]:
     """Each scorer's headline over finished runs, weighted by the records it scored."""
     sums: dict[str, list[float]] = {}
     for run in runs:
-        if run["status"] != "FINISHED":
+        if run["status"] not in _COMPLETE:
             continue
         for scorer, summary in (run["summary"].get("scorers") or {}).items():
-            value, count = headline(summary), summary.get("count") or 0
+            # The headline counts every record (an errored cell fails), so it is weighted by all of them.
+            value, count = headline(summary), summary.get("n") or summary.get("count") or 0
             if value is None or not count:
                 continue
             acc = sums.setdefault(scorer, [0.0, 0.0])
@@ -134,7 +137,7 @@ def compare_versions(
         version = get_agent_version(name, ref)
         reusable = [
             r for r in _store().agent_eval_runs(name, (dataset_name, dataset_version))
-            if r["agent_version_id"] == version.version_id and r["status"] == "FINISHED"
+            if r["agent_version_id"] == version.version_id and r["status"] in _COMPLETE
             and wanted <= set(r["scorers"])
         ]  # fmt: skip
         if reusable:

@@ -32,9 +32,7 @@ class EditSimilarity(TextScorer):
         ref = max(refs, key=lambda r: Levenshtein.normalized_similarity(got, r))
         similarity = Levenshtein.normalized_similarity(got, ref)
         distance = Levenshtein.distance(got, ref)
-        return Score(
-            similarity, rationale=f"{distance} edits from {clip(ref, 60)!r} ({similarity:.2f} similar)"
-        )
+        return Score(similarity, rationale=f"{distance} edits from {clip(ref, 60)!r} ({similarity:.2f} similar)")
 
 
 class _TokenOverlap(TextScorer):

@@ -234,13 +234,10 @@ class ToolCallCorrectnessJudge(Judge):
         request = require(self.name, "the inputs", request_text(inputs, trace), "the record has no inputs")
         calls = tool_calls(trace)
         lines = [
-            _call_line(c["name"], c["arguments"]) + (" -> failed" if c["status"] == "ERROR" else "")
-            for c in calls
+            _call_line(c["name"], c["arguments"]) + (" -> failed" if c["status"] == "ERROR" else "") for c in calls
         ]
         expected = _expectations(expectations).get("expected_tool_calls")
-        score = self.judge(
-            request=request, calls=lines, expected_calls=_expected_lines(expected) if expected else None
-        )
+        score = self.judge(request=request, calls=lines, expected_calls=_expected_lines(expected) if expected else None)
         score.metadata["tool_calls"] = [c["name"] for c in calls]
         return score
 

@@ -225,8 +225,7 @@ class JudgeClient:
                 if status not in _RETRYABLE_STATUS:
                     also = " (with and without response_format)" if format_dropped else ""
                     raise JudgeError(
-                        f"judge endpoint {self._where()} refused the request with HTTP {status}{also}: "
-                        f"{exc.message}",
+                        f"judge endpoint {self._where()} refused the request with HTTP {status}{also}: {exc.message}",
                         reason=f"http_{status}",
                         status_code=status,
                         attempts=attempts,

@@ -187,23 +187,17 @@ class Judge(Scorer):
                     f"judge {self.name!r}: pass either client= or {', '.join(clash)}, not both; "
                     "configure the shared JudgeClient instead"
                 )
-        self.client = client or JudgeClient(
-            model, base_url, api_key, cache=cache, on_call=on_call, **client_options
-        )
+        self.client = client or JudgeClient(model, base_url, api_key, cache=cache, on_call=on_call, **client_options)
 
     def _load_template(self) -> jinja2.Template:
         try:
             return template_environment().get_template(self.template)
         except jinja2.TemplateError as exc:
-            raise JudgeConfigError(
-                f"judge {self.name!r}: cannot load template {self.template!r}: {exc}"
-            ) from exc
+            raise JudgeConfigError(f"judge {self.name!r}: cannot load template {self.template!r}: {exc}") from exc
 
     def render(self, **variables: Any) -> str:
         """The user prompt for these variables; None values count as absent."""
-        present = {
-            k: (_TraceView(v) if isinstance(v, Trace) else v) for k, v in variables.items() if v is not None
-        }
+        present = {k: (_TraceView(v) if isinstance(v, Trace) else v) for k, v in variables.items() if v is not None}
         try:
             return self._template.render(**present).strip()
         except jinja2.UndefinedError as exc:
@@ -224,9 +218,7 @@ class Judge(Scorer):
         try:
             return parse_verdict(reply.text, output)
         except ReplyProblem as problem:
-            corrective = CORRECTIVE_PROMPT.format(
-                problem=problem, example=output.example(), describe=output.describe()
-            )
+            corrective = CORRECTIVE_PROMPT.format(problem=problem, example=output.example(), describe=output.describe())
             retry_messages = [
                 *messages,
                 {"role": "assistant", "content": reply.text},
