@@ -64,7 +64,7 @@ def make_columns(n_spans: int, spans_per_trace: int, offset: int = 0) -> dict[st
         cols["metadata"].append(None)
         cols["agent_name"].append(None)
         cols["agent_version"].append(None)
-    return cols
+    return {name: values for name, values in cols.items() if values}  # columns left out are null
 
 
 def _batches(cols: dict[str, list], size: int) -> list[dict[str, list]]:
