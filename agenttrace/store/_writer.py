@@ -10,6 +10,7 @@ meets the stored row.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -110,13 +111,32 @@ def _update(column: TraceColumn) -> str | None:
 
 
 _TRACE_NAMES = ", ".join(c.name for c in TRACE_COLUMNS)
-_AGGREGATE_BATCH = (
-    "SELECT " + ",\n    ".join(f"{_aggregate(c)} AS {c.name}" for c in TRACE_COLUMNS) + "\nFROM batch GROUP BY trace_id"
-)
-_UPSERT_TRACES = (
-    f"INSERT INTO traces ({_TRACE_NAMES})\n{_AGGREGATE_BATCH}\nON CONFLICT (trace_id) DO UPDATE SET\n    "
-    + ",\n    ".join(f"{c.name} = {sql}" for c in TRACE_COLUMNS if (sql := _update(c)) is not None)
-)
+_SET = ",\n    ".join(f"{c.name} = {sql}" for c in TRACE_COLUMNS if (sql := _update(c)) is not None)
+# Folds whose aggregate is NULL when none of the batch's spans has a value: for such a column the
+# aggregate is written as NULL, which the update leaves the stored value for. Most spans carry no
+# tags, session or agent, so most batches skip most of the aggregate work (a trace of one span
+# per call costs a group each).
+_SKIPPABLE = {Fold.FIRST, Fold.LATEST, Fold.MERGE, Fold.SUM}
+OPTIONAL_SOURCES = tuple(sorted({s for c in TRACE_COLUMNS if c.fold in _SKIPPABLE for s in c.inputs}))
+
+
+@functools.lru_cache(maxsize=64)
+def upsert_traces_sql(absent: frozenset[str]) -> str:
+    """The trace upsert for a batch in which the columns `absent` are NULL in every row."""
+    selects = []
+    for c in TRACE_COLUMNS:
+        skip = c.fold in _SKIPPABLE and absent.issuperset(c.inputs)
+        selects.append(f"{f'NULL::{DUCKDB_TYPES[c.kind]}' if skip else _aggregate(c)} AS {c.name}")
+    aggregate = "SELECT " + ",\n    ".join(selects) + "\nFROM batch GROUP BY trace_id"
+    return f"INSERT INTO traces ({_TRACE_NAMES})\n{aggregate}\nON CONFLICT (trace_id) DO UPDATE SET\n    {_SET}"
+
+
+def absent_columns(batch: pa.Table) -> frozenset[str]:
+    """The optional fold sources that are NULL in every row of the batch (Arrow counts nulls as it builds)."""
+    rows = batch.num_rows
+    return frozenset(name for name in OPTIONAL_SOURCES if batch.column(name).null_count == rows)
+
+
 _INSERT_SPANS = f"INSERT INTO spans ({_STORED}) SELECT {_STORED} FROM batch"
 _UPSERT_EXPERIMENTS = """
 INSERT INTO experiments (name, created_ns)
@@ -153,7 +173,7 @@ def append_batch(con: duckdb.DuckDBPyConnection, batch: pa.Table, now_ns: int, n
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(_INSERT_SPANS)
-            con.execute(_UPSERT_TRACES)
+            con.execute(upsert_traces_sql(absent_columns(batch)))
             if new_experiments:
                 con.execute(_UPSERT_EXPERIMENTS, [now_ns])
             con.execute("COMMIT")
