@@ -34,9 +34,7 @@ __all__ = [
     "SpanColumn",
     "TraceColumn",
     "fold_trace",
-    "span_column",
     "span_record",
-    "trace_column",
     "trace_info",
 ]
 
@@ -166,14 +164,6 @@ TRACE_COLUMNS: tuple[TraceColumn, ...] = (
 SPAN_NAMES: tuple[str, ...] = tuple(c.name for c in SPAN_COLUMNS)
 _SPANS = {c.name: c for c in SPAN_COLUMNS}
 _TRACES = {c.name: c for c in TRACE_COLUMNS}
-
-
-def span_column(name: str) -> SpanColumn:
-    return _SPANS[name]
-
-
-def trace_column(name: str) -> TraceColumn:
-    return _TRACES[name]
 
 
 # --- records by field name --------------------------------------------------------------------
