@@ -172,29 +172,38 @@ def _payloads(
     return inputs, outputs
 
 
+# Where each side's chat messages are read from, in precedence order (see the module docstring):
+# ("indexed", prefix, role) for indexed attributes, ("payload", key, _) for a request or reply given
+# whole, ("messages", key, _) for GenAI's JSON list, ("events", _, _) for deprecated per-message events.
+_CHAT_SOURCES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "in": (("indexed", "llm.input_messages.", "user"), ("payload", "input.value", ""),
+           ("messages", "gen_ai.input.messages", ""), ("indexed", "gen_ai.prompt.", "user"), ("events", "", ""),
+           ("payload", "traceloop.entity.input", "")),
+    "out": (("indexed", "llm.output_messages.", "assistant"), ("payload", "output.value", ""),
+            ("messages", "gen_ai.output.messages", ""), ("indexed", "gen_ai.completion.", "assistant"),
+            ("events", "", ""), ("payload", "traceloop.entity.output", "")),
+}  # fmt: skip
+
+
 def _chat(attrs: Mapping[str, Any], events: list[dict[str, Any]]) -> tuple[Any, Any]:
     """(input, output) messages, each from the first convention that has them."""
-    get = attrs.get
-    sources_in: tuple[Callable[[], Any], ...] = (
-        lambda: msg.from_indexed(attrs, "llm.input_messages.", "user"),
-        lambda: msg.from_payload(get("input.value"), "in"),
-        lambda: msg.messages(get("gen_ai.input.messages")),
-        lambda: msg.from_indexed(attrs, "gen_ai.prompt.", "user"),
-        lambda: event_in,  # deprecated GenAI events, before OpenLLMetry's own attribute
-        lambda: msg.from_payload(get("traceloop.entity.input"), "in"),
-    )
-    sources_out: tuple[Callable[[], Any], ...] = (
-        lambda: msg.from_indexed(attrs, "llm.output_messages.", "assistant"),
-        lambda: msg.from_payload(get("output.value"), "out"),
-        lambda: msg.messages(get("gen_ai.output.messages")),
-        lambda: msg.from_indexed(attrs, "gen_ai.completion.", "assistant"),
-        lambda: event_out,
-        lambda: msg.from_payload(get("traceloop.entity.output"), "out"),
-    )
-    event_in, event_out = msg.from_events(events) if events else (None, None)
-    found_in = next((m for m in (s() for s in sources_in) if m), None)
-    found_out = next((m for m in (s() for s in sources_out) if m), None)
-    return found_in, found_out
+    from_events = msg.from_events(events) if events else (None, None)
+    return _messages_of(attrs, "in", from_events[0]), _messages_of(attrs, "out", from_events[1])
+
+
+def _messages_of(attrs: Mapping[str, Any], side: str, from_events: Any) -> Any:
+    for kind, key, role in _CHAT_SOURCES[side]:
+        if kind == "indexed":
+            found = msg.from_indexed(attrs, key, role)
+        elif kind == "payload":
+            found = msg.from_payload(attrs.get(key), side)
+        elif kind == "messages":
+            found = msg.messages(attrs.get(key))
+        else:
+            found = from_events
+        if found:
+            return found
+    return None
 
 
 def _documents(attrs: Mapping[str, Any]) -> list[dict[str, Any]] | None:
