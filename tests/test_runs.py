@@ -273,3 +273,22 @@ def test_a_plain_run_is_ended_at_exit_by_how_the_process_ended(
     stored = tracking.get_run(run_id)
     assert (stored.status, stored.metrics) == (status, metrics)
     assert stored.end_time is None if status == "RUNNING" else stored.end_time is not None
+
+
+@pytest.mark.parametrize(
+    ("value", "options", "named"),
+    [(1.0, {"step": 2**70}, "step"), (1.0, {"timestamp": 1e300}, "timestamp"),
+     (1.0, {"timestamp": float("nan")}, "timestamp"), (10**400, {}, "too large")],
+)  # fmt: skip
+def test_a_metric_the_store_cannot_keep_is_refused_and_the_run_keeps_the_rest(
+    value: object, options: dict, named: str
+) -> None:
+    from agenttrace.errors import InvalidMetricError
+
+    with agenttrace.start_run() as run:
+        agenttrace.log_metric("ok", 1.0)
+        with pytest.raises(InvalidMetricError, match=named):
+            agenttrace.log_metric("bad", value, **options)
+    stored = agenttrace.get_run(run.run_id)
+    assert stored.status == "FINISHED"
+    assert list(agenttrace.get_metric_history(run.run_id, "ok").value) == [1.0]

@@ -154,3 +154,9 @@ def test_an_unknown_experiment_is_an_error_listing_what_exists(store_path: Path)
     assert "no experiment 'retreival'; experiments: retrieval" in result.stderr
     listed = invoke(store_path, "runs", "list", "--experiment", "retreival")
     assert listed.exit_code == 1 and "experiments: retrieval" in listed.stderr
+
+
+@pytest.mark.parametrize("token", ["²", "99999999999999999999999", "-1"])
+def test_a_page_token_that_is_not_one_is_a_usage_error(store_path: Path, token: str) -> None:
+    result = invoke(store_path, "runs", "list", "--page-token", token)
+    assert result.exit_code == 2 and "is not a page token" in result.output, result.output

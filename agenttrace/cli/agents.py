@@ -45,7 +45,10 @@ def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
 def _read_config(config_file: str | None, config_json: str | None) -> dict[str, Any] | None:
     if config_file and config_json:
         raise click.BadParameter("give --config or --config-json, not both", param_hint="--config")
-    raw = Path(config_file).read_text() if config_file else config_json
+    try:
+        raw = Path(config_file).read_text(encoding="utf-8") if config_file else config_json
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {config_file} as UTF-8 text: {exc}", param_hint="--config") from None
     if raw is None:
         return None
     try:

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agenttrace.cli._common import plain, shorten, store_option, text
+from agenttrace.jsontext import dumps
 from agenttrace.store import DuckDBStore
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ def page_options(fn: Any) -> Any:
 
 
 def offset_of(token: str) -> int:
-    if not token.isdigit():
+    # isdigit() is true of "²" too: only ASCII digits, and an offset the store can take
+    if not (token.isascii() and token.isdigit()) or int(token) >= 2**63:
         raise click.BadParameter(f"{token!r} is not a page token; use the one printed under the previous page")
     return int(token)
 
@@ -57,7 +59,7 @@ def records(frame: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
 
 def json_lines(rows: list[dict[str, Any]]) -> None:
     for row in rows:
-        click.echo(json.dumps({k: plain(v) for k, v in row.items()}, default=str, ensure_ascii=False))
+        click.echo(dumps({k: plain(v) for k, v in row.items()}))
 
 
 def _gone(row: dict[str, Any]) -> bool:

@@ -115,7 +115,7 @@ def resolve_number(con: duckdb.DuckDBPyConnection, name: str, ref: int | str | N
         if row is None or row[0] is None:
             raise AgentNotFoundError(f"agent {name!r} has no versions left; register one")
         return int(row[0])
-    if isinstance(ref, int) or str(ref).isdigit():
+    if isinstance(ref, int) or (str(ref).isascii() and str(ref).isdigit() and len(str(ref)) < 19):
         number = int(ref)
         if con.execute(
             "SELECT 1 FROM agent_versions WHERE agent_name = ? AND version = ?", [name, number]
@@ -295,7 +295,7 @@ def update_agent(
 
 
 def delete_version(con: duckdb.DuckDBPyConnection, name: str, ref: int | str) -> int:
-    if not (isinstance(ref, int) or str(ref).isdigit()):
+    if not (isinstance(ref, int) or (str(ref).isascii() and str(ref).isdigit() and len(str(ref)) < 19)):
         raise RegistryError(f"delete a version by its number, not {ref!r} (an alias would be ambiguous)")
     number = resolve_number(con, name, ref)
     aliases = [r[0] for r in con.execute(

@@ -73,7 +73,7 @@ def get_experiment(con: duckdb.DuckDBPyConnection, ref: str | int) -> dict[str, 
     """An experiment by name, or by id when `ref` is an int or all digits and no name matches."""
     select = f"SELECT {', '.join(_EXPERIMENT_FIELDS)} FROM experiments"
     row = con.execute(f"{select} WHERE name = ?", [str(ref)]).fetchone()
-    if row is None and str(ref).isdigit():
+    if row is None and (str(ref).isascii() and str(ref).isdigit() and len(str(ref)) < 19):
         row = con.execute(f"{select} WHERE experiment_id = ?", [int(ref)]).fetchone()
     if row is None:
         names = [r[0] for r in con.execute("SELECT name FROM experiments ORDER BY created_ns, name").fetchall()]

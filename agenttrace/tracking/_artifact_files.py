@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agenttrace.errors import ArtifactPathError, TrackingError
+from agenttrace.jsontext import dumps
 from agenttrace.tracking.artifacts import ArtifactRepository, relative_path
 
 if TYPE_CHECKING:
@@ -70,7 +71,8 @@ class ArtifactLogger:
 
     def log_dict(self, dictionary: Any, artifact_file: str) -> str:
         """Store a JSON-serialisable object as the JSON file `artifact_file`."""
-        encoded = json.dumps(dictionary, indent=2, ensure_ascii=False, default=str)
+        # agenttrace's one JSON encoding (NaN as null, anything else as its str), re-indented to read
+        encoded = json.dumps(json.loads(dumps(dictionary)), indent=2, ensure_ascii=False)
         return self.log_text(encoded, artifact_file)
 
     def log_table(self, data: Any, artifact_file: str) -> str:

@@ -78,25 +78,44 @@ def _number(key: str, value: Any) -> float:
     """A metric value as a finite float; InvalidMetricError otherwise."""
     kind = type(value)
     if kind is float or kind is int:
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError as exc:  # an int past a double's range
+            raise InvalidMetricError(f"metric {key!r}: {value!r} is too large for a float") from exc
     elif isinstance(value, bool) or not hasattr(value, "__float__") or isinstance(value, str | bytes):
         raise InvalidMetricError(f"metric {key!r}: {value!r} is not a number; log a finite int or float")
     else:
-        number = float(value)  # numpy scalars, Decimal, Fraction
+        try:
+            number = float(value)  # numpy scalars, Decimal, Fraction
+        except (OverflowError, ValueError) as exc:  # 10**400, a Decimal NaN signalling
+            raise InvalidMetricError(f"metric {key!r}: {value!r} is not a finite float ({exc})") from exc
     if not math.isfinite(number):
         raise InvalidMetricError(f"metric {key!r}: {value!r} is not finite; NaN and infinity cannot be logged")
     return number
 
 
+# The store keeps steps and nanosecond times in BIGINT: a value past these would stay in the metric
+# buffer, failing every later write of the run's metrics, so it is refused when logged.
+_MAX_STEP = 2**63
+_MAX_TIMESTAMP_MS = 9_000_000_000_000  # the year 2255, in ms since the epoch
+
+
 def _stamp_ns(step: Any, timestamp: Any) -> tuple[int, int]:
     if type(step) is not int:
         if isinstance(step, bool) or not hasattr(step, "__index__"):
-            raise TrackingError(f"step must be an integer, got {step!r}")
+            raise InvalidMetricError(f"step must be an integer, got {step!r}")
         step = int(step)
+    if not -_MAX_STEP <= step < _MAX_STEP:
+        raise InvalidMetricError(f"step {step} is outside the 64-bit range the store keeps")
     if timestamp is None:
         return step, time.time_ns()
     if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
-        raise TrackingError(f"timestamp must be milliseconds since the epoch (a number), got {timestamp!r}")
+        raise InvalidMetricError(f"timestamp must be milliseconds since the epoch (a number), got {timestamp!r}")
+    if not (isinstance(timestamp, int) or math.isfinite(timestamp)) or not 0 <= timestamp < _MAX_TIMESTAMP_MS:
+        raise InvalidMetricError(
+            f"timestamp {timestamp!r} is not milliseconds since the epoch (0 to {_MAX_TIMESTAMP_MS:,}); "
+            "give time.time() * 1000"
+        )
     return step, int(timestamp * 1_000_000)
 
 
@@ -154,7 +173,7 @@ class ActiveRun(ArtifactLogger):
         if key not in self._metric_keys:
             self._metric_keys.add(check_key(key, "metric"))
         number = _number(key, value)
-        if type(step) is int and timestamp is None:
+        if type(step) is int and timestamp is None and -_MAX_STEP <= step < _MAX_STEP:
             self._buffer.add((self.run_id, key, number, step, time.time_ns()))
             return
         step, stamp = _stamp_ns(step, timestamp)
