@@ -13,6 +13,7 @@ from agenttrace.records import Assessment, SpanRecord, Trace, TraceInfo
 from agenttrace.schema import TRACE_COLUMNS, Fold, Kind, TraceColumn, span_record, trace_info
 from agenttrace.store._codec import append_rows, dumps, loads
 from agenttrace.store._filters import compile_filter, compile_order_by
+from agenttrace.store._transaction import transaction
 
 if TYPE_CHECKING:  # pandas loads only when a DataFrame is asked for
     import pandas as pd
@@ -107,17 +108,12 @@ def load_assessments(con: duckdb.DuckDBPyConnection, trace_id: str) -> list[Asse
 
 def delete_before(con: duckdb.DuckDBPyConnection, cutoff_ns: int) -> int:
     """Delete traces that started before the cutoff, with their spans and assessments."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("CREATE TEMP TABLE doomed AS SELECT trace_id FROM traces WHERE start_time_ns < ?", [cutoff_ns])
         row = con.execute("SELECT count(*) FROM doomed").fetchone()
         for table in ("spans", "assessments", "traces"):
             con.execute(f"DELETE FROM {table} WHERE trace_id IN (SELECT trace_id FROM doomed)")
         con.execute("DROP TABLE doomed")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return int(row[0]) if row else 0
 
 

@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from agenttrace.schema import SPAN_COLUMNS, TRACE_COLUMNS, Fold, Kind, TraceColumn
+from agenttrace.store._transaction import transaction
 
 __all__ = ["ARROW_TYPES", "BATCH_SCHEMA", "DUCKDB_TYPES", "add_counter", "append_batch", "to_arrow"]
 
@@ -170,16 +171,11 @@ def append_batch(con: duckdb.DuckDBPyConnection, batch: pa.Table, now_ns: int, n
     """
     con.register("batch", batch)
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute(_INSERT_SPANS)
             con.execute(upsert_traces_sql(absent_columns(batch)))
             if new_experiments:
                 con.execute(_UPSERT_EXPERIMENTS, [now_ns])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         con.unregister("batch")
 
