@@ -22,10 +22,12 @@ from agenttrace.store import (
     _evaluation,
     _ingest,
     _lineage,
+    _monitors,
     _queries,
     _registry,
     _run_search,
     _tracking,
+    _ui_queries,
     _writer,
 )
 from agenttrace.store._filters import FIELDS as FILTER_FIELDS
@@ -377,3 +379,93 @@ class DuckDBStore:
         offset: int = 0,
     ) -> pd.DataFrame:
         return self._run(True, _run_search.search_runs, filter_string, experiments, order_by, max_results, offset)
+
+    # --- web UI pages (see _ui_queries): one page at a time, sorted and filtered in DuckDB --------
+
+    def ui_trace_page(
+        self,
+        filter_string: str | None = None,
+        experiments: Sequence[str] | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        order_by: list[str] | str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[dict[str, Any]], bool, dict[str, dict[str, Any]], list[str]]:
+        """(trace rows, whether more follow, latest feedback per row, experiment names) in one read."""
+
+        def work(con: duckdb.DuckDBPyConnection) -> Any:
+            rows, more = _ui_queries.trace_page(
+                con, filter_string, experiments, since_ns, until_ns, order_by, offset, limit
+            )
+            scores = _ui_queries.latest_feedback(con, [r["trace_id"] for r in rows])
+            return rows, more, scores, _ui_queries.experiment_names(con)
+
+        return self._run(True, work)
+
+    def ui_session_page(
+        self,
+        filter_string: str | None = None,
+        experiments: Sequence[str] | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        return self._run(
+            True, _ui_queries.session_page, filter_string, experiments, since_ns, until_ns, offset, limit
+        )
+
+    def ui_session_traces(self, session_id: str, limit: int = 500) -> list[dict[str, Any]]:
+        return self._run(True, _ui_queries.session_traces, session_id, limit)
+
+    def delete_trace(self, trace_id: str) -> bool:
+        """Delete one trace with its spans and assessments; False if there was none."""
+        return self._run(False, _ui_queries.delete_trace, trace_id)
+
+    def ui_eval_page(
+        self, ref: str, sort: str = "position", descending: bool = False, offset: int = 0, limit: int = 200
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], int, dict[str, list[Any]]]:
+        """(run, a sorted page of its records, record count, every value per scorer) in one read."""
+
+        def work(con: duckdb.DuckDBPyConnection) -> Any:
+            run, records, total = _ui_queries.eval_page(con, ref, sort, descending, offset, limit)
+            values = _ui_queries.eval_score_values(con, run["eval_run_id"], run["scorers"])
+            return run, records, total, values
+
+        return self._run(True, work)
+
+    def eval_trace_ids(self, ref: str) -> dict[str, str | None]:
+        """record id -> trace id of one eval run."""
+        return self._run(True, _ui_queries.eval_trace_ids, ref)
+
+    # --- online monitors (see _monitors) -----------------------------------------------------
+
+    def add_monitor(self, monitor: dict[str, Any]) -> None:
+        self._run(False, _monitors.add_monitor, monitor)
+
+    def list_monitors(self, agent: str | None = None) -> list[dict[str, Any]]:
+        return self._run(True, _monitors.list_monitors, agent)
+
+    def get_monitor(self, ref: str) -> dict[str, Any]:
+        return self._run(True, _monitors.get_monitor, ref)
+
+    def remove_monitor(self, ref: str) -> str:
+        return self._run(False, _monitors.remove_monitor, ref)
+
+    def claim_monitor_work(
+        self, monitor: dict[str, Any], version: str | None, owner: str, lease_s: float, limit: int
+    ) -> list[dict[str, Any]]:
+        """Claim unscored traces of a monitor's sample (claims older than `lease_s` are taken back)."""
+        now = time.time_ns()
+        stale = now - int(lease_s * 1e9)
+        return self._run(False, _monitors.claim_work, monitor, version, owner, now, stale, limit, hold=True)
+
+    def finish_monitor_work(self, scorer_name: str, owner: str, assessments: Sequence[Assessment]) -> int:
+        return self._run(False, _monitors.finish_work, scorer_name, owner, assessments, hold=True)
+
+    def release_monitor_work(self, scorer_name: str, owner: str, trace_ids: Sequence[str]) -> None:
+        self._run(False, _monitors.release_work, scorer_name, owner, trace_ids)
+
+    def quality_frames(self, agent: str, window_ns: int, since_ns: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return self._run(True, _monitors.quality_frames, agent, window_ns, since_ns)

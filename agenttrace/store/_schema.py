@@ -330,6 +330,42 @@ def _006_trace_root_start(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("UPDATE traces SET root_start_ns = start_time_ns WHERE root_rank > 0")
 
 
+def _007_monitors(con: duckdb.DuckDBPyConnection) -> None:
+    # Online monitors, and the claims that let several `monitor run` processes share the work:
+    # the primary key (trace_id, scorer) is what makes "each trace scored at most once per scorer".
+    con.execute(
+        """
+        CREATE TABLE monitors (
+            monitor_id VARCHAR PRIMARY KEY,
+            agent_name VARCHAR NOT NULL,
+            agent_version VARCHAR,          -- a number or an alias; NULL: every version
+            scorer VARCHAR NOT NULL,        -- a scorer spec, e.g. "regex_match:pattern=^ok"
+            scorer_name VARCHAR NOT NULL,   -- the name its scores carry
+            sample DOUBLE NOT NULL,
+            filter VARCHAR,
+            alerts JSON,                    -- [{"scorer", "op", "threshold"}]
+            webhook VARCHAR,
+            judge_model VARCHAR,
+            since_ns BIGINT NOT NULL,       -- traces that started before this are not its work
+            created_ns BIGINT NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE monitor_claims (
+            trace_id VARCHAR NOT NULL,
+            scorer_name VARCHAR NOT NULL,
+            monitor_id VARCHAR NOT NULL,
+            owner VARCHAR NOT NULL,
+            state VARCHAR NOT NULL,         -- claimed, done
+            claimed_ns BIGINT NOT NULL,
+            PRIMARY KEY (trace_id, scorer_name)
+        )
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_core_tables", _001_core_tables),
     ("002_evaluation", _002_evaluation),
@@ -337,6 +373,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("004_agent_registry", _004_agent_registry),
     ("005_runs_and_experiments", _005_runs_and_experiments),
     ("006_trace_root_start", _006_trace_root_start),
+    ("007_monitors", _007_monitors),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)
