@@ -21,7 +21,17 @@ from typing import Any
 
 from agenttrace.errors import ConfigError
 
-__all__ = ["CONFIG_FILE_ENV", "DEFAULT_STORE", "FALLBACK_ENV", "Settings", "env_name", "parse_headers", "resolve"]
+__all__ = [
+    "CONFIG_FILE_ENV",
+    "DEFAULT_STORE",
+    "FALLBACK_ENV",
+    "Settings",
+    "encryption_key",
+    "env_name",
+    "parse_duration",
+    "parse_headers",
+    "resolve",
+]
 
 DEFAULT_STORE = "agenttrace.duckdb"
 CONFIG_FILE_ENV = "AGENTTRACE_CONFIG_FILE"
@@ -80,6 +90,11 @@ class Settings:
     judge_api_key: str | None = field(default=None, repr=False)  # kept out of logged reprs
     # Where runs copy their artifacts: a folder or file:// URI; None means <store name>-artifacts beside the store.
     artifact_root: str | None = None
+    # Encryption at rest: the store's key itself, or a file holding it (one of the two; see encryption_key()).
+    encryption_key: str | None = field(default=None, repr=False)  # kept out of logged reprs
+    encryption_key_file: str | None = None
+    # `agenttrace server` deletes traces that started longer ago than this many seconds ("30d" in text).
+    retention: float | None = None
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -105,6 +120,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "judge_base_url": _parse_text,
     "judge_api_key": _parse_text,
     "artifact_root": _parse_store,
+    "encryption_key": _parse_text,
+    "encryption_key_file": _parse_store,
+    "retention": lambda text: None if text.strip().lower() in {"", "none", "off"} else parse_duration(text),
 }
 
 # Settings that fall back to one standard variable, read after the file and before AGENTTRACE_*.
@@ -178,6 +196,34 @@ def parse_headers(value: Any) -> dict[str, str]:
     return headers
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from '30d', '12h', '90m', '2w', '45s' or a bare number of seconds."""
+    raw = text.strip().lower()
+    number, unit = (raw[:-1], raw[-1]) if raw[-1:] in _DURATION_UNITS else (raw, "s")
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration; use a number and a unit s, m, h, d or w, like 30d") from None
+    return seconds
+
+
+def encryption_key(settings: Settings) -> str | None:
+    """The store's encryption key: `encryption_key`, or the text of `encryption_key_file` (trailing newline dropped)."""
+    if settings.encryption_key_file is None:
+        return settings.encryption_key
+    path = Path(settings.encryption_key_file).expanduser()
+    try:
+        key = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read encryption_key_file {path}: {exc}; fix the path or its permissions") from exc
+    if not key:
+        raise ConfigError(f"encryption_key_file {path} is empty; write the store's key into it")
+    return key
+
+
 def env_name(setting: str) -> str:
     """The AGENTTRACE_* environment variable of a setting."""
     return f"AGENTTRACE_{setting.upper()}"
@@ -231,6 +277,8 @@ def resolve(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, st
             raise ConfigError(f"unknown setting {name!r}; valid: {', '.join(sorted(known))}")
         if value is not _UNSET:
             values[name] = value
+    if isinstance(values.get("retention"), str):  # configure(retention="30d") reads as the environment does
+        values["retention"] = _parse("retention", values["retention"], "retention is invalid")
     settings = replace(Settings(), **values)
     _validate(settings)
     return settings
@@ -251,7 +299,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
 # Text settings that may be left unset (None) but, when set, must be non-blank text. Nothing more is
 # checked here: OPENAI_* is set for other programs too, and a value only a judge cares about (say a
 # base URL without a scheme) must not switch tracing off; the judge checks it when it is built.
-_OPTIONAL_TEXT = ("service_name", "judge_model", "judge_base_url", "judge_api_key")
+_OPTIONAL_TEXT = ("service_name", "judge_model", "judge_base_url", "judge_api_key", "encryption_key")
 
 
 def _validate(s: Settings) -> None:
@@ -280,6 +328,12 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"autolog takes a list of integrations from: openai; got {s.autolog!r}")
     if s.uri is not None and not s.uri.startswith(("http://", "https://")):
         raise ConfigError(f"uri must be the http(s) URL of `agenttrace server`, not {s.uri!r}")
+    if s.encryption_key is not None and s.encryption_key_file is not None:
+        raise ConfigError("set encryption_key or encryption_key_file, not both: they could name different keys")
+    if s.retention is not None and (isinstance(s.retention, bool) or not isinstance(s.retention, int | float)):
+        raise ConfigError(f"retention must be a number of seconds or text like '30d', got {s.retention!r}")
+    if s.retention is not None and not s.retention > 0:
+        raise ConfigError(f"retention must be a positive age, got {s.retention!r}")
     for name in _OPTIONAL_TEXT:
         value = getattr(s, name)
         if value is not None and (not isinstance(value, str) or not value.strip()):
