@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from agenttrace.evaluation.compare import compare_evals
     from agenttrace.evaluation.datasets import load_dataset
     from agenttrace.evaluation.engine import evaluate
+    from agenttrace.monitoring import quality_over_time
     from agenttrace.registry import (
         agent_history,
         compare_versions,
@@ -63,6 +64,8 @@ _LAZY = {
     "register_agent": ("agenttrace.registry", "register_agent"),
     "set_active_agent": ("agenttrace.registry", "set_active_agent"),
     "set_alias": ("agenttrace.registry", "set_alias"),
+    # online monitoring
+    "quality_over_time": ("agenttrace.monitoring", "quality_over_time"),
     # experiments and runs
     "active_run": ("agenttrace.tracking", "active_run"),
     "download_artifacts": ("agenttrace.tracking", "download_artifacts"),
@@ -133,6 +136,7 @@ __all__ = [
     "log_params",
     "log_table",
     "log_text",
+    "quality_over_time",
     "register_agent",
     "scorer",
     "search_runs",

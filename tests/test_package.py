@@ -67,6 +67,8 @@ def test_public_api_is_pinned() -> None:
         "register_agent",
         "set_active_agent",
         "set_alias",
+        # online monitoring
+        "quality_over_time",
     }
     missing = [name for name in agenttrace.__all__ if not hasattr(agenttrace, name)]
     assert not missing, missing
@@ -74,8 +76,9 @@ def test_public_api_is_pinned() -> None:
 
 # A module may import from its own layer and the layers listed after it, never from those before.
 LAYERS = [
-    ("surface", ("agenttrace.cli", "agenttrace.server", "agenttrace.__main__")),
-    ("engines", ("agenttrace.evaluation", "agenttrace.registry", "agenttrace.tracking", "agenttrace.datasets")),
+    ("surface", ("agenttrace.cli", "agenttrace.server", "agenttrace.serving", "agenttrace.__main__")),
+    ("engines", ("agenttrace.evaluation", "agenttrace.registry", "agenttrace.tracking", "agenttrace.datasets",
+                 "agenttrace.monitoring")),
     ("scorers", ("evaluators",)),
     ("capture", ("agenttrace.tracing", "agenttrace.context", "agenttrace.autolog")),
     ("bridge", ("agenttrace.otel",)),

@@ -15,8 +15,10 @@ from agenttrace.cli.agents import agents
 from agenttrace.cli.datasets import datasets
 from agenttrace.cli.eval import eval_group
 from agenttrace.cli.experiments import experiments
+from agenttrace.cli.monitor import monitor
 from agenttrace.cli.runs import runs
 from agenttrace.cli.scorers import scorers
+from agenttrace.cli.serve import serve
 from agenttrace.cli.server import server
 from agenttrace.cli.status import status
 from agenttrace.cli.traces import traces
@@ -47,6 +49,8 @@ cli.add_command(agents)
 cli.add_command(runs)
 cli.add_command(experiments)
 cli.add_command(datasets)
+cli.add_command(serve)
+cli.add_command(monitor)
 
 
 def main() -> None:

@@ -113,8 +113,7 @@ def add_monitor(
         "scorer_name": name,
         "sample": float(sample),
         "filter": filter_string or None,
-        "alerts": [{"metric": a.metric, "op": a.op, "threshold": a.threshold, "window": alert_window}
-                   for a in parsed],
+        "alerts": [{"metric": a.metric, "op": a.op, "threshold": a.threshold, "window": alert_window} for a in parsed],
         "webhook": webhook,
         "judge_model": judge_model,
         "since_ns": now if since_ns is None else int(since_ns),

@@ -21,7 +21,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,14 +90,22 @@ class _EndpointDown(Exception):
 class _MonitorWork:
     """One monitor's scorer, built once per run, and how it scores a claimed batch."""
 
-    def __init__(self, store: DuckDBStore, monitor: dict[str, Any], owner: str, concurrency: int) -> None:
+    def __init__(
+        self,
+        store: DuckDBStore,
+        monitor: dict[str, Any],
+        owner: str,
+        concurrency: int,
+        judge_options: Mapping[str, Any] | None,
+    ) -> None:
         self.store = store
         self.monitor = monitor
         self.owner = owner
         self.concurrency = concurrency
         scorers, self.wiring = resolve_scorers(
-            [monitor["scorer"]], store=store, judge_model=monitor.get("judge_model"), concurrency=concurrency
-        )
+            [monitor["scorer"]], store=store, judge_model=monitor.get("judge_model"), concurrency=concurrency,
+            judge_options=judge_options,
+        )  # fmt: skip
         self.scorer: Scorer = scorers[0]
         self.is_judge = isinstance(self.scorer, Judge)
         self.needs_trace = "trace" in _wanted(self.scorer)
@@ -203,6 +211,7 @@ def run_monitors(
     poll_s: float = 5.0,
     lease_s: float = 600.0,
     concurrency: int = 8,
+    judge_options: Mapping[str, Any] | None = None,
     store: DuckDBStore | None = None,
     notify: Callable[[Breach], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -215,6 +224,7 @@ def run_monitors(
         poll_s: with follow, the wait after a pass that found nothing to do.
         lease_s: a claim older than this (its process died) is taken back by the next claimer.
         concurrency: judge calls in flight at once per monitor.
+        judge_options: timeout, max_retries, temperature for judges, as `evaluate` takes them.
         notify: called with each alert breach found after a pass (printing, webhooks).
         should_stop: polled between passes with follow (Ctrl-C also stops).
 
@@ -235,7 +245,9 @@ def run_monitors(
             for monitor in current:
                 work = works.get(monitor["monitor_id"])
                 if work is None:
-                    work = works[monitor["monitor_id"]] = _MonitorWork(store, monitor, owner, concurrency)
+                    work = works[monitor["monitor_id"]] = _MonitorWork(
+                        store, monitor, owner, concurrency, judge_options
+                    )
                 if time.monotonic() < work.pause_until:
                     continue
                 did += _pass(work, report, batch, lease_s)
@@ -261,4 +273,3 @@ def run_monitors(
         flush()  # judge calls' EVALUATOR traces
         report.elapsed_s = time.perf_counter() - started
     return report
-

@@ -1,0 +1,243 @@
+"""Calling the served agent for one request, under a trace, and answering in JSON or events.
+
+Every request is one trace whose root span is the request (`POST /invocations`): its inputs are
+the agent's arguments, its outputs the agent's result, with the HTTP status, the request id (also
+the trace's `request_id` metadata), the session and user from `x-session-id` / `x-user-id`, and
+the agent version stamped on it. The loaded agent's own AGENT span (and whatever the agent
+traces) nests below. A W3C `traceparent` header makes the root a child of the caller's span, so a
+traced client and the served agent are one trace.
+
+Sync agents run on a thread pool (so a slow one holds a thread, not the event loop); async ones
+on the loop. A request longer than the timeout is answered 504 and its trace marked ERROR; the
+agent's thread cannot be stopped and finishes in the background. A result that is not JSON is
+encoded as the tracer encodes payloads (never a 500 of ours). An agent that raises gets 500 with
+the error type and trace id; the stack is in the trace only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from agenttrace.serving._agent import AgentHolder, BadRequest, ServedAgent
+from agenttrace.tracing.context import wrap
+from agenttrace.tracing.serialize import Serializer
+from agenttrace.tracing.spans import span, update_current_trace
+
+__all__ = ["Invoker"]
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+# The response is the agent's whole result: encoded like the tracer encodes payloads, but never
+# redacted or truncated (redaction and caps are for what is stored, not what the caller asked for).
+_RESPONSE = Serializer(max_bytes=1 << 62)
+_DONE = object()
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str]) -> Response:
+    return Response(json.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def _error_body(served: ServedAgent, exc: BaseException, trace_id: str | None, timeout_s: float) -> dict[str, Any]:
+    if isinstance(exc, TimeoutError):
+        message = f"the agent did not answer within {timeout_s:g} s (raise the limit with --timeout)"
+    else:
+        message = f"the agent raised {type(exc).__name__}; the trace has the full error and stack"
+    return {"error": message, "error_type": type(exc).__name__, "trace_id": trace_id, "agent_version": served.label}
+
+
+class Invoker:
+    """The request handlers, over an AgentHolder; one per app."""
+
+    def __init__(self, holder: AgentHolder, timeout_s: float, threads: int) -> None:
+        self.holder = holder
+        self.timeout_s = timeout_s
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="agenttrace-serve")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _body(self, request: Request, served: ServedAgent) -> dict[str, Any]:
+        raw = await request.body()
+        try:
+            payload = json.loads(raw) if raw.strip() else None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"the body is not JSON ({exc}); send the agent's parameters as a JSON object") from None
+        if payload is None:
+            payload = {}
+        return served.arguments(payload)
+
+    @staticmethod
+    def _request_ids(request: Request) -> tuple[str, dict[str, str]]:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        return request_id, {"x-request-id": request_id}
+
+    @staticmethod
+    def _root(served: ServedAgent, route: str, arguments: dict[str, Any]) -> span:
+        attributes = {
+            **served.loaded.identity.attributes,
+            "http.request.method": "POST",
+            "http.route": route,
+        }
+        return span(f"POST {route}", span_type="CHAIN", inputs=arguments, attributes=attributes)
+
+    @staticmethod
+    def _annotate(request: Request, request_id: str) -> None:
+        update_current_trace(
+            metadata={"request_id": request_id},
+            session_id=request.headers.get("x-session-id"),
+            user_id=request.headers.get("x-user-id"),
+        )
+
+    async def invoke(self, request: Request) -> Response:
+        served = self.holder.current  # read once: a swap reaches the next request, not this one
+        request_id, headers = self._request_ids(request)
+        try:
+            arguments = await self._body(request, served)
+        except BadRequest as exc:
+            return _json(400, {"error": str(exc), "error_type": "BadRequest"}, headers)
+        token = otel_context.attach(_PROPAGATOR.extract(request.headers))
+        trace_id = None
+        try:
+            with self._root(served, "/invocations", arguments) as live:
+                trace_id = live.trace_id
+                self._annotate(request, request_id)
+                try:
+                    outputs = await asyncio.wait_for(self._call(served, arguments), self.timeout_s)
+                except BaseException as exc:
+                    live.set_attributes({"http.response.status_code": 504 if isinstance(exc, TimeoutError) else 500})
+                    raise
+                text = _RESPONSE.to_json(outputs)
+                live.set_outputs(outputs)
+                live.set_attributes({"http.response.status_code": 200})
+        except Exception as exc:
+            status = 504 if isinstance(exc, TimeoutError) else 500
+            return _json(
+                status, _error_body(served, exc, trace_id, self.timeout_s), {**headers, **_trace_header(trace_id)}
+            )
+        finally:
+            otel_context.detach(token)
+        body = f'{{"outputs": {text}, "trace_id": {json.dumps(trace_id)}, "agent_version": {json.dumps(served.label)}}}'
+        return Response(body, media_type="application/json", headers={**headers, **_trace_header(trace_id)})
+
+    async def _call(self, served: ServedAgent, arguments: dict[str, Any]) -> Any:
+        loaded = served.loaded
+        if served.kind == "async":
+            return await loaded(**arguments)
+        if served.kind == "async_generator":
+            return [item async for item in self._agen(served, arguments)]
+        loop = asyncio.get_running_loop()
+        if served.kind == "generator":
+            return await loop.run_in_executor(self.pool, wrap(lambda: list(self._gen(served, arguments))))
+        return await loop.run_in_executor(self.pool, wrap(lambda: loaded(**arguments)))
+
+    @staticmethod
+    def _agent_span(served: ServedAgent, arguments: dict[str, Any]) -> tuple[span, Any]:
+        """The loaded agent's AGENT span for a generator agent (the registry's call would end it before
+        the first item), covering the whole iteration, and the target called with its bound config."""
+        loaded = served.loaded
+        _, call = loaded._arguments((), arguments)  # the registry's own binding of config= and prompts=
+        return span(loaded.name, span_type="AGENT", inputs=arguments, attributes=loaded.identity.attributes), call
+
+    def _gen(self, served: ServedAgent, arguments: dict[str, Any]) -> Generator[Any, None, None]:
+        block, call = self._agent_span(served, arguments)
+        items = []
+        with block as live:
+            for item in served.loaded.fn(**call):
+                items.append(item)
+                yield item
+            live.set_outputs(items)
+
+    async def _agen(self, served: ServedAgent, arguments: dict[str, Any]) -> AsyncGenerator[Any, None]:
+        block, call = self._agent_span(served, arguments)
+        items = []
+        async with block as live:
+            async for item in served.loaded.fn(**call):
+                items.append(item)
+                yield item
+            live.set_outputs(items)
+
+    async def stream(self, request: Request) -> Response:
+        served = self.holder.current
+        request_id, headers = self._request_ids(request)
+        if not served.streams:
+            message = f"{served.label} is not a generator agent; call POST /invocations for its one result"
+            return _json(400, {"error": message, "error_type": "BadRequest"}, headers)
+        try:
+            arguments = await self._body(request, served)
+        except BadRequest as exc:
+            return _json(400, {"error": str(exc), "error_type": "BadRequest"}, headers)
+        parent = _PROPAGATOR.extract(request.headers)
+        events = self._events(request, served, arguments, request_id, parent)
+        return StreamingResponse(
+            events, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"}
+        )
+
+    async def _events(
+        self, request: Request, served: ServedAgent, arguments: dict[str, Any], request_id: str, parent: Any
+    ) -> AsyncIterator[str]:
+        token = otel_context.attach(parent)
+        try:
+            with self._root(served, "/invocations/stream", arguments) as live:
+                self._annotate(request, request_id)
+                yield _event("start", {"trace_id": live.trace_id, "agent_version": served.label})
+                items: list[Any] = []
+                try:
+                    async for item in self._items(served, arguments):
+                        items.append(item)
+                        yield _event(None, json.loads(_RESPONSE.to_json(item)))
+                except Exception as exc:
+                    live.set_attributes({"http.response.status_code": 504 if isinstance(exc, TimeoutError) else 500})
+                    yield _event("error", _error_body(served, exc, live.trace_id, self.timeout_s))
+                    raise
+                live.set_outputs(items)
+                live.set_attributes({"http.response.status_code": 200})
+                yield _event("end", {"trace_id": live.trace_id, "agent_version": served.label, "items": len(items)})
+        except Exception:
+            pass  # the error event was sent and the trace holds the stack; the server stays up
+        finally:
+            otel_context.detach(token)
+
+    async def _items(self, served: ServedAgent, arguments: dict[str, Any]) -> AsyncIterator[Any]:
+        """The agent's items; the timeout bounds the wait for each one."""
+        if served.kind == "async_generator":
+            agen = self._agen(served, arguments)
+            try:
+                while True:
+                    try:
+                        item = await asyncio.wait_for(anext(agen), self.timeout_s)
+                    except StopAsyncIteration:
+                        return
+                    yield item
+            finally:
+                await agen.aclose()
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()  # the generator's spans nest under the request's root
+        gen = context.run(self._gen, served, arguments)
+        step: Callable[[], Any] = lambda: context.run(next, gen, _DONE)  # noqa: E731
+        try:
+            while True:
+                item = await asyncio.wait_for(loop.run_in_executor(self.pool, step), self.timeout_s)
+                if item is _DONE:
+                    return
+                yield item
+        finally:
+            self.pool.submit(lambda: context.run(gen.close))
+
+
+def _event(name: str | None, data: Any) -> str:
+    head = f"event: {name}\n" if name else ""
+    return f"{head}data: {json.dumps(data)}\n\n"
+
+
+def _trace_header(trace_id: str | None) -> dict[str, str]:
+    return {"x-trace-id": trace_id} if trace_id else {}
