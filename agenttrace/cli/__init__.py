@@ -23,6 +23,7 @@ from agenttrace.cli.server import server
 from agenttrace.cli.status import status
 from agenttrace.cli.traces import traces
 from agenttrace.errors import AgentTraceError
+from agenttrace.cli.ui import ui
 
 
 class _Group(click.Group):
@@ -50,6 +51,7 @@ cli.add_command(runs)
 cli.add_command(experiments)
 cli.add_command(datasets)
 cli.add_command(serve)
+cli.add_command(ui)
 cli.add_command(monitor)
 
 

@@ -82,6 +82,10 @@ def load_callable(spec: str) -> Any:
 @click.option("--max-errors", default=None, metavar="N|P%", help="Exit 1 if more than N (or P%) records errored.")
 @click.option("--output", "-o", default=None, help="Write per-record results (.jsonl, .csv or .parquet).")
 @click.option("--junit", default=None, metavar="PATH", help="Write a JUnit XML file: one test case per record.")
+@click.option(
+    "--report", "report_path", default=None, metavar="PATH",
+    help="Write a self-contained HTML report (with the --baseline comparison when given).",
+)  # fmt: skip
 @click.option("--baseline", default=None, metavar="RUN", help="Compare with this run afterwards (id, prefix or name).")
 @click.option(
     "--allow-dataset-change", is_flag=True, help="Let --baseline compare runs over different dataset versions."
@@ -105,6 +109,7 @@ def run(
     max_errors: str | None,
     output: str | None,
     junit: str | None,
+    report_path: str | None,
     baseline: str | None,
     allow_dataset_change: bool,
     fail_on_regression: bool,
@@ -150,6 +155,11 @@ def run(
     except KeyboardInterrupt:
         click.echo("interrupted: the results so far are kept; see `agenttrace eval list`", err=True)
         sys.exit(130)
+    if report_path:  # before the gates: a failing run is the one whose report is wanted most
+        from agenttrace.reports import write_eval_report
+
+        write_eval_report(store, result.eval_run_id, report_path, compare_to=baseline)
+        click.echo(f"wrote report {report_path}", err=True)
     code = report(
         store,
         result,
@@ -260,3 +270,24 @@ def compare(
     if failures:
         click.echo("regression: " + "; ".join(failures), err=True)
         sys.exit(1)
+
+
+@eval_group.command("report")
+@click.argument("run_ref")
+@click.option("--compare", "compare_to", default=None, metavar="RUN_A", help="Add the comparison against this run (A).")
+@click.option("--output", "-o", required=True, metavar="PATH", help="The HTML file to write.")
+@click.option(
+    "--trace-url", default=None, metavar="URL",
+    help="Link trace ids to a running UI, e.g. http://127.0.0.1:8318/ui/traces/ (default: ids as text).",
+)  # fmt: skip
+@store_option
+def report_command(
+    store: DuckDBStore, run_ref: str, compare_to: str | None, output: str, trace_url: str | None
+) -> None:
+    """Write one self-contained HTML file (inline CSS and SVG, no scripts) for a run: summary,
+    per-scorer distributions, worst records with rationales and trace ids, and the comparison
+    when asked. Something to attach to a CI run or a pull request."""
+    from agenttrace.reports import write_eval_report
+
+    path = write_eval_report(store, run_ref, output, compare_to=compare_to, trace_url=trace_url)
+    click.echo(f"wrote {path}")

@@ -33,6 +33,7 @@ __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "http_status"]
 
 DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024  # the OpenTelemetry Collector's default, too
 DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
+from agenttrace.ui import include_ui, protect
 
 
 def http_status(exc: Exception) -> int:
@@ -96,3 +97,4 @@ def create_app(
     if auth_token:
         return BearerAuth(app, auth_token)
     return app
+    include_ui(app)  # the web UI's pages under /ui, reading app.state.store (agenttrace/ui)

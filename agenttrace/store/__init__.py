@@ -30,6 +30,7 @@ from agenttrace.store import (
     _writer,
 )
 from agenttrace.store._filters import FIELDS as FILTER_FIELDS
+    _ui_queries,
 from agenttrace.store._queries import TRACE_FRAME_COLUMNS
 from agenttrace.store._schema import LATEST_VERSION
 
@@ -409,3 +410,62 @@ class DuckDBStore:
 
     def quality_frames(self, agent: str, window_ns: int, since_ns: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         return self._run(True, _monitors.quality_frames, agent, window_ns, since_ns)
+    # --- web UI pages (see _ui_queries): one page at a time, sorted and filtered in DuckDB --------
+
+    def ui_trace_page(
+        self,
+        filter_string: str | None = None,
+        experiments: Sequence[str] | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        order_by: list[str] | str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[dict[str, Any]], bool, dict[str, dict[str, Any]], list[str]]:
+        """(trace rows, whether more follow, latest feedback per row, experiment names) in one read."""
+
+        def work(con: duckdb.DuckDBPyConnection) -> Any:
+            rows, more = _ui_queries.trace_page(
+                con, filter_string, experiments, since_ns, until_ns, order_by, offset, limit
+            )
+            scores = _ui_queries.latest_feedback(con, [r["trace_id"] for r in rows])
+            return rows, more, scores, _ui_queries.experiment_names(con)
+
+        return self._run(True, work)
+
+    def ui_session_page(
+        self,
+        filter_string: str | None = None,
+        experiments: Sequence[str] | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        return self._run(
+            True, _ui_queries.session_page, filter_string, experiments, since_ns, until_ns, offset, limit
+        )
+
+    def ui_session_traces(self, session_id: str, limit: int = 500) -> list[dict[str, Any]]:
+        return self._run(True, _ui_queries.session_traces, session_id, limit)
+
+    def delete_trace(self, trace_id: str) -> bool:
+        """Delete one trace with its spans and assessments; False if there was none."""
+        return self._run(False, _ui_queries.delete_trace, trace_id)
+
+    def ui_eval_page(
+        self, ref: str, sort: str = "position", descending: bool = False, offset: int = 0, limit: int = 200
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], int, dict[str, list[Any]]]:
+        """(run, a sorted page of its records, record count, every value per scorer) in one read."""
+
+        def work(con: duckdb.DuckDBPyConnection) -> Any:
+            run, records, total = _ui_queries.eval_page(con, ref, sort, descending, offset, limit)
+            values = _ui_queries.eval_score_values(con, run["eval_run_id"], run["scorers"])
+            return run, records, total, values
+
+        return self._run(True, work)
+
+    def eval_trace_ids(self, ref: str) -> dict[str, str | None]:
+        """record id -> trace id of one eval run."""
+        return self._run(True, _ui_queries.eval_trace_ids, ref)
+
