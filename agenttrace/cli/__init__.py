@@ -21,6 +21,7 @@ from agenttrace.cli.scorers import scorers
 from agenttrace.cli.serve import serve
 from agenttrace.cli.server import server
 from agenttrace.cli.status import status
+from agenttrace.cli.store import store
 from agenttrace.cli.traces import traces
 from agenttrace.errors import AgentTraceError
 from agenttrace.cli.ui import ui
@@ -50,6 +51,7 @@ cli.add_command(agents)
 cli.add_command(runs)
 cli.add_command(experiments)
 cli.add_command(datasets)
+cli.add_command(store)
 cli.add_command(serve)
 cli.add_command(ui)
 cli.add_command(monitor)

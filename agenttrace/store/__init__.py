@@ -15,13 +15,16 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
+from agenttrace import config
 from agenttrace.errors import AgentTraceError, BatchRejectedError, StoreError, TraceNotFoundError
 from agenttrace.records import Assessment, Trace
 from agenttrace.store import (
     _connection,
+    _encryption,
     _evaluation,
     _ingest,
     _lineage,
+    _maintenance,
     _monitors,
     _queries,
     _registry,
@@ -33,6 +36,9 @@ from agenttrace.store._filters import FIELDS as FILTER_FIELDS
     _ui_queries,
 from agenttrace.store._queries import TRACE_FRAME_COLUMNS
 from agenttrace.store._schema import LATEST_VERSION
+
+# DuckDBStore's default key: the encryption_key / encryption_key_file setting (environment, then file).
+KEY_FROM_SETTINGS: Any = object()
 
 if TYPE_CHECKING:  # pandas loads only when a DataFrame is asked for
     import pandas as pd
@@ -54,6 +60,7 @@ _VALUE_ERRORS = (
 
 __all__ = [
     "FILTER_FIELDS",
+    "KEY_FROM_SETTINGS",
     "LATEST_VERSION",
     "TRACE_FRAME_COLUMNS",
     "DuckDBStore",
@@ -67,11 +74,17 @@ class DuckDBStore:
     subclasses (never raw DuckDB errors) with the original chained.
     """
 
-    def __init__(self, path: str | Path, *, lock_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, path: str | Path, *, lock_timeout_s: float = 10.0, encryption_key: Any = KEY_FROM_SETTINGS
+    ) -> None:
         # Resolved once: a relative path must not follow the program into another folder.
         self.path = Path(path).resolve()
         self.lock_timeout_s = lock_timeout_s
         self._known_experiments: set[str] = set()
+        # The key (None: a plain file); by default the encryption_key(_file) setting from environment or file.
+        if encryption_key is KEY_FROM_SETTINGS:
+            encryption_key = config.encryption_key(config.resolve())
+        _encryption.set_key(self.path, encryption_key)
 
     def __repr__(self) -> str:
         return f"DuckDBStore({str(self.path)!r})"
@@ -196,6 +209,40 @@ class DuckDBStore:
 
     def delete_traces_before(self, cutoff_ns: int) -> int:
         return self._run(False, _queries.delete_before, cutoff_ns)
+
+    # --- maintenance (see _maintenance): whole-file work, each holding the file while it runs ---
+
+    def _whole_file(self, work: Any, *args: Any) -> Any:
+        try:
+            return work(*args)
+        except duckdb.Error as exc:
+            raise StoreError(f"store {self.path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"store {self.path}: {exc}; check free space and permissions") from exc
+
+    def backup(self, dest: str | Path) -> dict[str, tuple[int, int]]:
+        """A consistent, verified copy at `dest` (same key); per-table (rows, hash) of the copy."""
+        key = _encryption.key_for(self.path)
+        return self._whole_file(_maintenance.backup, self.path, key, Path(dest), self.lock_timeout_s)
+
+    def restore(self, source: str | Path, force: bool = False) -> dict[str, tuple[int, int]]:
+        """Replace this store with a backup; StoreError if the store has newer writes and not `force`."""
+        key = _encryption.key_for(self.path)
+        return self._whole_file(_maintenance.restore, Path(source), self.path, key, force, self.lock_timeout_s)
+
+    def rewrite(self, new_key: Any = KEY_FROM_SETTINGS) -> dict[str, Any]:
+        """Rewrite the file (verified, swapped in): compacts it, and encrypts, decrypts or re-keys with `new_key`."""
+        old = _encryption.key_for(self.path)
+        new = old if new_key is KEY_FROM_SETTINGS else new_key
+        return self._whole_file(_maintenance.rewrite_in_place, self.path, old, new, self.lock_timeout_s)
+
+    def check(self, on_table: Any = None) -> list[str]:
+        """Read every row of every table and test cross-table facts; the problems found."""
+        return self._run(True, _maintenance.check, on_table)
+
+    def apply_retention(self, max_age_s: float) -> int:
+        """Delete traces that started more than `max_age_s` seconds ago; how many."""
+        return self.delete_traces_before(time.time_ns() - int(max_age_s * 1e9))
 
     def export_traces(self, path: str | Path, fmt: str, filter_string: str | None = None) -> int:
         if fmt not in ("jsonl", "parquet"):

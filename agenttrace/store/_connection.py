@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 
 from agenttrace.errors import NotAStoreError, SchemaTooNewError, StoreError, StoreLockedError
-from agenttrace.store import _schema
+from agenttrace.store import _encryption, _schema
 
 _DUCKDB_MAGIC = b"DUCK"
 IDLE_CLOSE_S = 0.25
@@ -71,7 +71,7 @@ def _open(path: Path, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConne
     delay = 0.002
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return _encryption.connect(path, read_only=read_only)
         except duckdb.Error as exc:
             if not _is_lock_error(exc):
                 if "not a valid DuckDB database" in str(exc):

@@ -1,0 +1,277 @@
+"""Backup, restore, check, compact and re-keying: whole-file work on a store.
+
+Every operation that produces a store file does it one way: DuckDB copies the source database
+into a new file beside the target (`COPY FROM DATABASE`, inside one read transaction, so the
+copy is a consistent snapshot), the copy is checkpointed, verified table by table against the
+source (row count and a hash of every row) and only then renamed over the target. A crash or a
+failed check leaves the target as it was and at worst a stray temporary file.
+
+Backups are such copies rather than `EXPORT DATABASE` to Parquet: the copy keeps the encryption
+(a backup of an encrypted store is encrypted with the same key, where Parquet would be plain
+text), keeps keys, constraints and sequences exactly, is restored by the same copy, and `check`
+reads it like any store. Its cost is that it is readable only by a DuckDB that reads this
+storage format, which every later DuckDB does.
+
+While a copy of the store is taken, the source is attached read-only, which takes DuckDB's shared
+lock: writers in other processes wait and retry (they hold the file in short bursts anyway), and
+nothing is ever half-written into the snapshot. In-place rewrites (encrypt, decrypt, rekey,
+compact, restore) hold the store's exclusive lock from before the copy until after the rename, so
+no write can land in the old file once the copy has begun.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from agenttrace.errors import SchemaTooNewError, StoreError, StoreLockedError
+from agenttrace.store import _connection, _encryption, _schema
+
+__all__ = ["backup", "check", "rewrite_in_place", "restore", "unique_backup_path"]
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _attach_retrying(
+    con: duckdb.DuckDBPyConnection, path: Path, alias: str, key: str | None, read_only: bool, timeout_s: float
+) -> None:
+    """Attach, waiting for another process's lock as a store open does."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.002
+    while True:
+        try:
+            _encryption.attach(con, path, alias, key, read_only)
+            return
+        except duckdb.Error as exc:
+            if "lock" not in str(exc).lower():
+                raise StoreError(f"cannot open {path}: {exc}") from exc
+            if time.monotonic() >= deadline:
+                raise StoreLockedError(
+                    f"{path} stayed locked by another process for {timeout_s:.0f}s ({exc}); "
+                    "try again when it pauses, or raise lock_timeout_s"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+def _tables(con: duckdb.DuckDBPyConnection, alias: str) -> list[str]:
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND NOT temporary ORDER BY table_name", [alias]
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection, alias: str) -> dict[str, tuple[int, int]]:
+    """Per table: (rows, XOR of every row's hash). Reads every column of every row."""
+    result = {}
+    for table in _tables(con, alias):
+        row = con.execute(
+            f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {alias}.{_quote_ident(table)} AS t"
+        ).fetchone()
+        result[table] = (int(row[0]), int(row[1])) if row else (0, 0)
+    return result
+
+
+def latest_write_ns(con: duckdb.DuckDBPyConnection, alias: str) -> int:
+    """The newest time recorded anywhere in the store: every BIGINT column named *_ns, every table."""
+    columns = con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ? "
+        "AND data_type = 'BIGINT' AND column_name LIKE '%\\_ns' ESCAPE '\\'",
+        [alias],
+    ).fetchall()
+    latest = 0
+    for table, column in columns:
+        row = con.execute(f"SELECT max({_quote_ident(column)}) FROM {alias}.{_quote_ident(table)}").fetchone()
+        if row and row[0] is not None:
+            latest = max(latest, int(row[0]))
+    return latest
+
+
+def _schema_version(con: duckdb.DuckDBPyConnection, alias: str) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = 'schema_migrations'", [alias]
+    ).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = con.execute(f"SELECT coalesce(max(version), 0) FROM {alias}.schema_migrations").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    for stale in (path, path.with_name(path.name + ".wal")):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+
+
+@contextlib.contextmanager
+def _exclusive(paths: list[Path]) -> Iterator[None]:
+    """Keep this process's own connections off the files for the whole operation."""
+    with _connection._process_lock:
+        for path in paths:
+            _connection.release(path)
+        try:
+            yield
+        finally:
+            _connection.forget_prepared()  # a swapped file may have another schema version: check it again
+
+
+def _copy_verified(
+    con: duckdb.DuckDBPyConnection, source_alias: str, target: Path, key: str | None
+) -> dict[str, tuple[int, int]]:
+    """Copy the attached source into a new file beside `target`, verify it, and rename it over `target`."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    _remove(tmp)
+    try:
+        _encryption.attach(con, tmp, "fresh", key, read_only=False)
+        con.execute(f"COPY FROM DATABASE {source_alias} TO fresh")
+        con.execute("DETACH fresh")  # checkpoints: the copy is whole on disk, with no WAL
+        expected = fingerprint(con, source_alias)
+        _encryption.attach(con, tmp, "fresh", key, read_only=True)
+        try:
+            found = fingerprint(con, "fresh")
+        finally:
+            con.execute("DETACH fresh")
+        if found != expected:
+            differing = sorted(t for t in set(found) | set(expected) if found.get(t) != expected.get(t))
+            raise StoreError(f"the copy for {target} differs from its source in {', '.join(differing)}; kept the old")
+        _fsync(tmp)
+        _remove(target.with_name(target.name + ".wal"))  # a WAL beside the target belongs to the old file
+        os.replace(tmp, target)
+        with contextlib.suppress(OSError):
+            _fsync(target.parent)
+        return expected
+    finally:
+        _remove(tmp)
+
+
+def _memory(*keys: str | None) -> duckdb.DuckDBPyConnection:
+    return _encryption.memory_connection(load_httpfs=any(k is not None for k in keys))
+
+
+def unique_backup_path(folder: Path, store: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return folder / f"{store.stem}-{stamp}{store.suffix or '.duckdb'}"
+
+
+def backup(store: Path, key: str | None, dest: Path, timeout_s: float) -> dict[str, tuple[int, int]]:
+    """A consistent copy of `store` at `dest` (encrypted with the same key); per-table fingerprints."""
+    if not store.exists():
+        raise StoreError(f"no store at {store}; nothing to back up")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive([store]):
+        con = _memory(key)
+        try:
+            _attach_retrying(con, store, "src", key, read_only=True, timeout_s=timeout_s)
+            return _copy_verified(con, "src", dest, key)
+        finally:
+            con.close()
+
+
+def rewrite_in_place(store: Path, old_key: str | None, new_key: str | None, timeout_s: float) -> dict[str, Any]:
+    """Rewrite the store into a fresh file with `new_key` (None: plain): encrypt, decrypt, rekey, compact."""
+    if not store.exists():
+        raise StoreError(f"no store at {store}")
+    before = store.stat().st_size
+    with _exclusive([store]):
+        con = _memory(old_key, new_key)
+        try:
+            _attach_retrying(con, store, "src", old_key, read_only=False, timeout_s=timeout_s)
+            con.execute("CHECKPOINT src")
+            tables = _copy_verified(con, "src", store, new_key)
+        finally:
+            con.close()
+    _encryption.set_key(store, new_key)
+    return {"tables": tables, "bytes_before": before, "bytes_after": store.stat().st_size}
+
+
+def restore(
+    source: Path, store: Path, key: str | None, force: bool, timeout_s: float, newer_check: bool = True
+) -> dict[str, tuple[int, int]]:
+    """Replace `store` with the backup at `source`; refuse to drop newer writes unless `force`."""
+    if not source.is_file():
+        raise StoreError(f"no backup at {source}")
+    with _exclusive([store]):
+        con = _memory(key)
+        try:
+            _attach_retrying(con, source, "src", key, read_only=True, timeout_s=timeout_s)
+            version = _schema_version(con, "src")
+            if version > _schema.LATEST_VERSION:
+                raise SchemaTooNewError(
+                    f"backup {source} has schema version {version}, newer than this agenttrace understands "
+                    f"({_schema.LATEST_VERSION}); upgrade agenttrace to restore it - nothing was replaced"
+                )
+            if version == 0:
+                raise StoreError(f"{source} holds no agenttrace store (no schema_migrations table); nothing replaced")
+            if store.exists():
+                _attach_retrying(con, store, "current", key, read_only=False, timeout_s=timeout_s)
+                con.execute("CHECKPOINT current")
+                backup_ns, current_ns = latest_write_ns(con, "src"), latest_write_ns(con, "current")
+                if newer_check and current_ns > backup_ns and not force:
+                    raise StoreError(
+                        f"store {store} has writes newer than the backup ({_when(current_ns)} vs {_when(backup_ns)}); "
+                        "restoring would lose them - pass --force to replace it anyway"
+                    )
+            return _copy_verified(con, "src", store, key)
+        finally:
+            con.close()
+
+
+def _when(ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ns / 1e9))
+
+
+# --- check: runs on an ordinary connection (the store's own open and migration checks come first) ---
+
+# Facts that hold between tables in a sound store: (what is wrong, a query counting the rows where it is).
+_CROSS_CHECKS: list[tuple[str, str]] = [
+    ("spans whose trace has no traces row", "SELECT count(*) FROM spans s ANTI JOIN traces t USING (trace_id)"),
+    (
+        "traces whose span_count differs from their stored spans",
+        "SELECT count(*) FROM traces t LEFT JOIN (SELECT trace_id, count(*) AS n FROM spans GROUP BY trace_id) s "
+        "USING (trace_id) WHERE t.span_count <> coalesce(s.n, 0)",
+    ),
+    (
+        "spans stored twice (same trace_id and span_id)",
+        "SELECT count(*) FROM (SELECT 1 FROM spans GROUP BY trace_id, span_id HAVING count(*) > 1)",
+    ),
+]
+
+
+def check(con: duckdb.DuckDBPyConnection, on_table: Callable[[str, int], None] | None = None) -> list[str]:
+    """Read every row of every table and test the cross-table facts; the problems found (empty: sound)."""
+    problems = [f"columns: {p}" for p in _schema.column_mismatches(con)]
+    alias = con.execute("SELECT current_database()").fetchone()
+    database = alias[0] if alias else "main"
+    for table in _tables(con, database):
+        try:
+            row = con.execute(f"SELECT count(*), bit_xor(hash(t)) FROM {_quote_ident(table)} AS t").fetchone()
+        except duckdb.Error as exc:
+            problems.append(f"table {table} cannot be read: {exc}")
+            continue
+        if on_table is not None:
+            on_table(table, int(row[0]) if row else 0)
+    for what, sql in _CROSS_CHECKS:
+        try:
+            row = con.execute(sql).fetchone()
+        except duckdb.Error as exc:
+            problems.append(f"cannot check {what}: {exc}")
+            continue
+        if row and row[0]:
+            problems.append(f"{row[0]} {what}")
+    return problems
