@@ -31,6 +31,15 @@ AUTH_TOKEN_ENV = "AGENTTRACE_AUTH_TOKEN"
     help="Largest OTLP request accepted (after gunzip); larger ones get 413.",
 )  # fmt: skip
 @click.option(
+    "--max-inflight-mb", default=64.0, show_default=True, type=click.FloatRange(min=0.001),
+    help="Bytes of OTLP requests held at once (HTTP and gRPC); beyond it requests get 503 + Retry-After.",
+)  # fmt: skip
+@click.option(
+    "--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+    help="A host name clients use to reach the server (repeatable; '*.example.com', or '*' for any). "
+    "Loopback names, IP addresses and --host are always allowed; other Host headers get 403 (DNS rebinding).",
+)  # fmt: skip
+@click.option(
     "--ingest-workers", default=None, type=click.IntRange(0, 32),
     help="Processes converting OTLP/HTTP bodies (0: in the server process). Default: one per core less one, at most 4.",
 )  # fmt: skip
@@ -41,6 +50,8 @@ def server(
     grpc_port: int | None,
     auth_token: str | None,
     max_body_mb: float,
+    max_inflight_mb: float,
+    allowed_hosts: tuple[str, ...],
     ingest_workers: int | None,
     store_path: str | None,
 ) -> None:
@@ -72,5 +83,6 @@ def server(
         ingest_workers = min(4, cores - 1)
     serve(
         store, host=host, port=port, grpc_port=grpc_port, auth_token=auth_token,
-        max_body_bytes=int(max_body_mb * 1024 * 1024), ingest_workers=ingest_workers, on_ready=ready,
+        max_body_bytes=int(max_body_mb * 1024 * 1024), max_inflight_bytes=int(max_inflight_mb * 1024 * 1024),
+        allowed_hosts=allowed_hosts, ingest_workers=ingest_workers, on_ready=ready,
     )  # fmt: skip

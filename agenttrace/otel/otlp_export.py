@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from agenttrace.jsontext import dumps
 from agenttrace.otel import conventions as cv
 from agenttrace.otel import messages
+from agenttrace.otel.client_export import ServerSpanExporter
 
 __all__ = [
     "ConventionExporter", "build_otlp_exporter", "remote_exporters", "traces_url", "with_conventions",
@@ -221,21 +222,20 @@ def build_otlp_exporter(
     return ConventionExporter(inner, add_conventions)
 
 
-def remote_exporters(settings: Any) -> list[tuple[ConventionExporter, int]]:
+def remote_exporters(settings: Any) -> list[tuple[ConventionExporter | ServerSpanExporter, int]]:
     """The OTLP exporters a configuration asks for, each with its batch size.
 
-    Client mode (`uri`, an `agenttrace server`) takes our large store batches; any other collector
-    gets OpenTelemetry's default of 512 spans per request, which every receiver accepts.
+    Client mode (`uri`, an `agenttrace server`) takes our large store batches, cut into bodies
+    under the server's limit by `ServerSpanExporter`; any other collector gets OpenTelemetry's
+    default of 512 spans per request, which every receiver accepts.
     """
     from agenttrace.config import parse_headers
 
-    found = []
+    found: list[tuple[ConventionExporter | ServerSpanExporter, int]] = []
     if settings.uri:
         headers = {"Authorization": f"Bearer {settings.auth_token}"} if settings.auth_token else {}
-        url = settings.uri.rstrip("/") + "/v1/traces"
         # The server reads our own attributes; the copies other tools need would only be sent twice.
-        exporter = build_otlp_exporter(url, "http/protobuf", headers, add_conventions=False)
-        found.append((exporter, settings.export_batch_size))
+        found.append((ServerSpanExporter(settings.uri.rstrip("/") + "/v1/traces", headers), settings.export_batch_size))
     if settings.otlp_endpoint:
         exporter = build_otlp_exporter(
             settings.otlp_endpoint, settings.otlp_protocol, parse_headers(settings.otlp_headers)

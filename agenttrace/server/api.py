@@ -47,13 +47,15 @@ def _json_safe(value: Any) -> Any:
 def health(request: Request) -> dict[str, Any]:
     """Whether the server is up, and what it has received, stored, refused and lost."""
     state = request.app.state
+    receiver = state.receiver
     return {
         "status": "ok",
         "store": str(state.store.path),
-        "otlp": {
-            "spans_received": state.receiver.received,
-            "spans_rejected": state.receiver.rejected,
-            "bad_requests": state.receiver.bad_requests,
+        "otlp": {  # HTTP and gRPC together
+            **receiver.counts.as_dict(),
+            "max_body_bytes": receiver.max_body_bytes,
+            "bytes_in_flight": receiver.in_flight.held,
+            "max_bytes_in_flight": receiver.in_flight.limit,
             "converter_processes": state.receiver.converter.workers,
             "converter_restarts": state.receiver.converter.renewed,
             **state.writer.stats(),

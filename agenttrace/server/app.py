@@ -1,13 +1,15 @@
 """The ASGI application: OTLP receiver, REST API and health, over one store.
 
 `create_app` wires the parts; errors from the layers below become HTTP statuses here and only
-here. The app owns a `SpanWriter` (its one writer thread) for as long as it runs: the lifespan
-closes it, so every accepted span is written before the process exits.
+here. The app answers only requests addressed to it (`hosts.HostAllowList`, against DNS
+rebinding), and both OTLP receivers share one budget of request bytes in flight (`limits`). The
+app owns a `SpanWriter` (its one writer thread) for as long as it runs: the lifespan closes it, so
+every accepted span is written before the process exits.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,17 +24,20 @@ from agenttrace.errors import (
     StoreLockedError,
     TraceNotFoundError,
 )
+from agenttrace.otel.client_export import DEFAULT_MAX_BODY_BYTES
 from agenttrace.server.api import router
 from agenttrace.server.auth import BearerAuth
 from agenttrace.server.converter import BodyConverter
+from agenttrace.server.hosts import HostAllowList
+from agenttrace.server.limits import BytesInFlight, IngestCounts
 from agenttrace.server.otlp_http import OTLPHttpReceiver
 from agenttrace.server.writer import SpanWriter
 from agenttrace.store import DuckDBStore
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "http_status"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_INFLIGHT_BYTES", "create_app", "http_status"]
 
-DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024  # the OpenTelemetry Collector's default, too
 DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
+DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024
 from agenttrace.ui import include_ui, protect
 
 
@@ -60,16 +65,28 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     max_pending_spans: int = 200_000,
+    max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
+    host: str = "127.0.0.1",
+    allowed_hosts: Sequence[str] = (),
     writer: SpanWriter | None = None,
     converter: BodyConverter | None = None,
+    in_flight: BytesInFlight | None = None,
+    counts: IngestCounts | None = None,
     on_shutdown: Callable[[], None] | None = None,
 ) -> Any:
-    """The server's ASGI app over `store` (created or migrated now, so a bad store fails early)."""
+    """The server's ASGI app over `store` (created or migrated now, so a bad store fails early).
+
+    `in_flight` and `counts` are shared with the gRPC receiver when there is one; `host` is the
+    address the server is bound to and `allowed_hosts` the other names it answers to.
+    """
     store.initialise()
     owns_writer = writer is None
     writer = writer or SpanWriter(store, max_pending_spans=max_pending_spans)
     converter = converter or BodyConverter(max_value_bytes)
-    receiver = OTLPHttpReceiver(writer, converter, max_body_bytes=max_body_bytes)
+    in_flight = in_flight or BytesInFlight(max_inflight_bytes)
+    receiver = OTLPHttpReceiver(
+        writer, converter, max_body_bytes=max_body_bytes, in_flight=in_flight, counts=counts or IngestCounts()
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,7 +111,6 @@ def create_app(
     app.include_router(router)
     app.add_exception_handler(AgentTraceError, _error)
     app.add_exception_handler(ValueError, _error)
-    if auth_token:
-        return BearerAuth(app, auth_token)
-    return app
+    guarded: Any = BearerAuth(app, auth_token) if auth_token else app
+    return HostAllowList(guarded, host, allowed_hosts)
     include_ui(app)  # the web UI's pages under /ui, reading app.state.store (agenttrace/ui)

@@ -7,11 +7,18 @@ before the first request; tests and scripts read that line.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from agenttrace.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_VALUE_BYTES, create_app
+from agenttrace.config import resolve as resolve_settings
+from agenttrace.server.app import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_INFLIGHT_BYTES,
+    DEFAULT_MAX_VALUE_BYTES,
+    create_app,
+)
 from agenttrace.server.converter import BodyConverter
+from agenttrace.server.limits import BytesInFlight, IngestCounts
 from agenttrace.server.writer import SpanWriter
 from agenttrace.store import DuckDBStore
 
@@ -37,18 +44,26 @@ def serve(
     auth_token: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
+    allowed_hosts: Sequence[str] = (),
     ingest_workers: int = 0,
     on_ready: Callable[[str, int | None], None] | None = None,
+    retention_s: float | None = None,
 ) -> None:
     """Serve OTLP/HTTP + REST on host:port (and OTLP/gRPC on grpc_port) until interrupted.
 
-    `ingest_workers` processes convert OTLP/HTTP bodies, so ingest is not held to one core.
+    `ingest_workers` processes convert OTLP/HTTP bodies, so ingest is not held to one core. Both
+    receivers share one budget of `max_inflight_bytes` and one set of counts.
     """
     import uvicorn
 
     sock = _bind(host, port)
     writer = SpanWriter(store)
+    # Retention (`retention_s`, else the `retention` setting): old traces deleted now and on a schedule.
+    max_age = retention_s if retention_s is not None else resolve_settings().retention
+    retention = store.retention_schedule(max_age) if max_age is not None else None
     converter = BodyConverter(max_value_bytes, workers=ingest_workers)
+    in_flight, counts = BytesInFlight(max_inflight_bytes), IngestCounts()
     grpc_server: Any = None
     bound_grpc = None
     if grpc_port is not None:
@@ -56,10 +71,12 @@ def serve(
 
         grpc_server, bound_grpc = start_grpc_server(
             writer, host, grpc_port, auth_token=auth_token, max_body_bytes=max_body_bytes,
-            max_value_bytes=max_value_bytes, converter=converter,
+            max_value_bytes=max_value_bytes, converter=converter, in_flight=in_flight, counts=counts,
         )  # fmt: skip
 
     def shutdown() -> None:
+        if retention is not None:
+            retention.stop()
         # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so this runs in the lifespan.
         if grpc_server is not None:
             grpc_server.stop(grace=5).wait()
@@ -68,7 +85,8 @@ def serve(
 
     app = create_app(
         store, auth_token=auth_token, max_body_bytes=max_body_bytes, max_value_bytes=max_value_bytes,
-        writer=writer, converter=converter, on_shutdown=shutdown,
+        host=host, allowed_hosts=allowed_hosts, writer=writer, converter=converter, in_flight=in_flight,
+        counts=counts, on_shutdown=shutdown,
     )  # fmt: skip
     url = f"http://{host}:{sock.getsockname()[1]}"
     if on_ready is not None:

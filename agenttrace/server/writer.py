@@ -7,6 +7,11 @@ re-sent request is stored once) and resolves every waiting request's future. A r
 only after its spans are in the file, so a success tells the sender nothing can be lost any more.
 When more than `max_pending_spans` wait, `submit` refuses at once (`Overloaded`), which the
 surfaces answer with 503 / RESOURCE_EXHAUSTED, both of which OTLP senders retry.
+
+Spans the store refuses on their values (`BatchRejectedError`) are a different matter: sending
+them again cannot help, so they are not an error of the request. The request's batch is halved
+until the refused spans stand alone, the others are stored, and the future's `Stored` says how
+many were refused and why; the surfaces answer 400 when all were, else a partial success.
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ import queue
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
+from agenttrace.errors import BatchRejectedError
 from agenttrace.store import DuckDBStore
 
-__all__ = ["Overloaded", "SpanWriter"]
+__all__ = ["Overloaded", "SpanWriter", "Stored"]
 
 logger = logging.getLogger("agenttrace")
 _STOP = object()
@@ -30,6 +36,13 @@ _STOP = object()
 
 class Overloaded(Exception):
     """Too many spans are waiting for the store; the sender should retry later."""
+
+
+class Stored(NamedTuple):
+    """What became of a submitted batch: every span stored except `refused` ones (with the reason)."""
+
+    refused: int = 0
+    reason: str = ""
 
 
 class SpanWriter:
@@ -50,7 +63,7 @@ class SpanWriter:
         self._thread = threading.Thread(target=self._loop, name="agenttrace-server-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, batch: pa.Table) -> Future[int]:
+    def submit(self, batch: pa.Table) -> Future[Stored]:
         """Queue a request's spans (a `DuckDBStore.batch_table`); the future resolves once they are stored."""
         n = batch.num_rows
         with self._lock:
@@ -60,7 +73,7 @@ class SpanWriter:
                 self.overloaded += n
                 raise Overloaded(f"{self.pending} spans are waiting for the store; retry shortly")
             self.pending += n
-        future: Future[int] = Future()
+        future: Future[Stored] = Future()
         self._queue.put((batch, future))
         return future
 
@@ -103,32 +116,48 @@ class SpanWriter:
             if stop:
                 return
 
-    def _write(self, items: Sequence[tuple[pa.Table, Future[int]]]) -> None:
+    def _write(self, items: Sequence[tuple[pa.Table, Future[Stored]]]) -> None:
+        outcomes: list[Stored | BaseException]
         try:
             self._append([batch for batch, _ in items])
-            outcomes: list[BaseException | None] = [None] * len(items)
+            outcomes = [Stored()] * len(items)
         except Exception as exc:
-            if len(items) == 1:
+            if len(items) == 1 and not isinstance(exc, BatchRejectedError):
                 outcomes = [exc]
-            else:  # one bad request must not fail the others: write them one by one
-                outcomes = []
-                for batch, _ in items:
-                    try:
-                        self._append([batch])
-                        outcomes.append(None)
-                    except Exception as one:
-                        outcomes.append(one)
+            else:  # one bad request (or span) must not fail the others: write them one by one
+                outcomes = [self._append_alone(batch) for batch, _ in items]
         for (batch, future), outcome in zip(items, outcomes, strict=True):
             n = batch.num_rows
             with self._lock:
                 self.pending -= n
-                if outcome is not None:
+                if isinstance(outcome, BaseException):
                     self.failed += n
-            if outcome is None:
-                future.set_result(n)
-            else:
+            if isinstance(outcome, BaseException):
                 logger.warning("agenttrace server could not store %d spans: %s", n, outcome)
                 future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    def _append_alone(self, batch: pa.Table) -> Stored | BaseException:
+        """Append one request's batch; spans the store refuses on their values are left out and counted.
+
+        Halving finds them at log2(batch) extra appends each, so one bad span costs itself only.
+        """
+        try:
+            self._append([batch])
+            return Stored()
+        except BatchRejectedError as exc:
+            if batch.num_rows == 1:
+                return Stored(1, str(exc))
+            middle = batch.num_rows // 2
+            first, second = self._append_alone(batch.slice(0, middle)), self._append_alone(batch.slice(middle))
+            for part in (first, second):
+                if isinstance(part, BaseException):
+                    return part  # the store itself failed: the sender retries, stored spans are skipped
+            assert isinstance(first, Stored) and isinstance(second, Stored)
+            return Stored(first.refused + second.refused, first.reason or second.reason)
+        except Exception as exc:
+            return exc
 
     def _append(self, batches: Sequence[pa.Table]) -> None:
         merged = batches[0] if len(batches) == 1 else pa.concat_tables(batches)

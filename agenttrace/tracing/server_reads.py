@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -125,8 +126,8 @@ class ServerReads:
             )
         except requests.RequestException as exc:
             raise errors.StoreError(
-                f"agenttrace server at {self.uri} did not answer within {self.timeout_s:g} s "
-                f"({type(exc).__name__}: {exc}); start it with `agenttrace server` or fix AGENTTRACE_URI"
+                f"agenttrace server at {self.uri} {_no_answer(exc, self.timeout_s)}; "
+                "start it with `agenttrace server` or fix AGENTTRACE_URI"
             ) from exc
         if not 200 <= response.status_code < 300:
             raise _error_from(response, self.uri)
@@ -137,6 +138,38 @@ class ServerReads:
                 f"{self.uri}{path} answered {response.status_code} but not with JSON: is AGENTTRACE_URI the "
                 f"address of `agenttrace server`? ({response.text[:200]!r})"
             ) from exc
+
+
+def _no_answer(exc: requests.RequestException, timeout_s: float) -> str:
+    """What went wrong reaching the server, by its real cause (a refusal is not a timeout)."""
+    if isinstance(exc, requests.Timeout):  # ConnectTimeout is also a ConnectionError: test it first
+        return f"did not answer within {timeout_s:g} s ({type(exc).__name__})"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"failed the TLS handshake ({exc})"
+    if isinstance(exc, requests.ConnectionError):
+        reason = _root_cause(exc)
+        if isinstance(reason, ConnectionRefusedError):
+            return "refused the connection: nothing is listening there"
+        if isinstance(reason, socket.gaierror):
+            return f"cannot be found: its host name does not resolve ({reason})"
+        return f"could not be reached: {reason}"
+    return f"could not be asked: {type(exc).__name__}: {exc}"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost cause (urllib3 wraps the socket's error several times, some in `args` or `reason`)."""
+    seen = {id(exc)}
+    while True:
+        reason = getattr(exc, "reason", None)
+        nested = next(
+            (e for e in (exc.__cause__, exc.__context__, *exc.args[:1], reason)
+             if isinstance(e, BaseException) and id(e) not in seen),
+            None,
+        )  # fmt: skip
+        if nested is None:
+            return exc
+        seen.add(id(nested))
+        exc = nested
 
 
 def _record(cls: type, data: dict[str, Any]) -> Any:
