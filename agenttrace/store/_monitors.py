@@ -150,9 +150,7 @@ def claim_work(
     return out
 
 
-def finish_work(
-    con: duckdb.DuckDBPyConnection, scorer_name: str, owner: str, assessments: Sequence[Assessment]
-) -> int:
+def finish_work(con: duckdb.DuckDBPyConnection, scorer_name: str, owner: str, assessments: Sequence[Assessment]) -> int:
     """Mark this owner's claims done and store their assessments, in one transaction; how many."""
     ids = sorted({a.trace_id for a in assessments})
     if not ids:
