@@ -244,6 +244,11 @@ class DuckDBStore:
         """Delete traces that started more than `max_age_s` seconds ago; how many."""
         return self.delete_traces_before(time.time_ns() - int(max_age_s * 1e9))
 
+    def retention_schedule(self, max_age_s: float, every_s: float | None = None) -> _maintenance.RetentionSchedule:
+        """Apply retention now, then every `every_s` seconds (default: a tenth of the age, 1 s to 1 h), in a thread."""
+        every = every_s if every_s is not None else min(3600.0, max(1.0, max_age_s / 10))
+        return _maintenance.RetentionSchedule(self.apply_retention, max_age_s, every)
+
     def export_traces(self, path: str | Path, fmt: str, filter_string: str | None = None) -> int:
         if fmt not in ("jsonl", "parquet"):
             raise StoreError(f"unknown export format {fmt!r}; use jsonl or parquet")

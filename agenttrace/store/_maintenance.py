@@ -22,7 +22,9 @@ no write can land in the old file once the copy has begun.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,7 +35,9 @@ import duckdb
 from agenttrace.errors import SchemaTooNewError, StoreError, StoreLockedError
 from agenttrace.store import _connection, _encryption, _schema
 
-__all__ = ["backup", "check", "rewrite_in_place", "restore", "unique_backup_path"]
+__all__ = ["RetentionSchedule", "backup", "check", "restore", "rewrite_in_place", "unique_backup_path"]
+
+logger = logging.getLogger("agenttrace")
 
 
 def _quote_ident(name: str) -> str:
@@ -122,7 +126,9 @@ def _remove(path: Path) -> None:
 @contextlib.contextmanager
 def _exclusive(paths: list[Path]) -> Iterator[None]:
     """Keep this process's own connections off the files for the whole operation."""
-    with _connection._process_lock:
+    # The connection layer's per-process lock: threads of this process (a server's writer) wait
+    # instead of opening the file, which DuckDB's file lock would not stop within one process.
+    with _connection._state.lock:
         for path in paths:
             _connection.release(path)
         try:
@@ -275,3 +281,37 @@ def check(con: duckdb.DuckDBPyConnection, on_table: Callable[[str, int], None] |
         if row and row[0]:
             problems.append(f"{row[0]} {what}")
     return problems
+
+
+class RetentionSchedule:
+    """A daemon thread deleting traces older than `max_age_s`: at once, then every `every_s` seconds.
+
+    Started by `agenttrace server`; a failed pass (say, the file locked for longer than the lock
+    timeout) is logged and tried again at the next one, never raised into the server.
+    """
+
+    def __init__(self, delete_older_than: Callable[[float], int], max_age_s: float, every_s: float) -> None:
+        self._delete = delete_older_than
+        self.max_age_s = max_age_s
+        self.every_s = every_s
+        self.passes = 0
+        self.deleted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="agenttrace-retention", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                count = self._delete(self.max_age_s)
+                self.deleted += count
+                if count:
+                    logger.info("retention: deleted %d trace(s) older than %.0f s", count, self.max_age_s)
+            except Exception as exc:  # the server keeps serving; the next pass tries again
+                logger.warning("retention: could not delete old traces (%s); retrying in %.0f s", exc, self.every_s)
+            self.passes += 1
+            self._stop.wait(self.every_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
