@@ -57,8 +57,8 @@ def http_json(url: str, payload: Any = None, token: str | None = None, method: s
 class ServerThread:
     """create_app + uvicorn on an ephemeral 127.0.0.1 port, in a daemon thread."""
 
-    def __init__(self, store_path: Path, **app_options: Any) -> None:
-        self.store = DuckDBStore(store_path)
+    def __init__(self, store_path: Path, *, store_class: type[DuckDBStore] = DuckDBStore, **app_options: Any) -> None:
+        self.store = store_class(store_path)
         self.app_options = app_options
 
     def start(self) -> ServerThread:
