@@ -9,10 +9,20 @@ MAX_HOLD_S, so readers in other processes get in within their retry window. Insi
 the exporter thread and user queries, so DuckDB never sees two configurations of one file.
 The first open in a process checks the file (magic bytes, schema version) read-only and only then
 migrates, so a foreign file or a newer store is refused untouched.
+
+Everything the process holds (held connections, the lock, the closer thread) is one `_Connections`
+object that knows its pid. Before a fork the parent takes the lock (so no write is half done) and
+closes what it holds, so the child inherits no DuckDB connection: closing one there would join
+threads that exist only in the parent (SIGSEGV at exit), and writing through it would bypass the file
+lock. The child starts with a fresh object. At shutdown the closer thread is stopped and joined, so
+no thread of ours still references a connection while the interpreter tears down (DuckDB aborts the
+process if a database is destroyed from a thread that outlives finalisation).
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -22,14 +32,22 @@ from pathlib import Path
 
 import duckdb
 
+from agenttrace import _forks
 from agenttrace.errors import NotAStoreError, SchemaTooNewError, StoreError, StoreLockedError
 from agenttrace.store import _encryption, _schema
 
 _DUCKDB_MAGIC = b"DUCK"
 IDLE_CLOSE_S = 0.25
 MAX_HOLD_S = 2.0
-_process_lock = threading.RLock()
+# After a hold reaches MAX_HOLD_S, the writer waits this long before holding again, so a reader
+# in another process (retrying every few ms) is sure to get a turn.
+COOLDOWN_S = 0.2
+# How long a fork waits for a write in progress before it goes ahead without closing what is held.
+FORK_WAIT_S = 5.0
 _prepared: set[str] = set()
+# DuckDB's own words for a file another process holds; nothing else is a lock (a path or a corrupt
+# block merely containing "lock" is not).
+_LOCK_MESSAGES = ("could not set lock on file", "conflicting lock is held")
 
 
 @dataclass(slots=True)
@@ -39,16 +57,26 @@ class _Held:
     last_used: float
 
 
-_held: dict[str, _Held] = {}
-_cooldown_until: dict[str, float] = {}
-_closer: threading.Thread | None = None
-# After a hold reaches MAX_HOLD_S, the writer waits this long before holding again, so a reader
-# in another process (retrying every few ms) is sure to get a turn.
-COOLDOWN_S = 0.2
+class _Connections:
+    """The connections one process holds, the lock that serialises them and their closer thread."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.lock = threading.RLock()
+        self.held: dict[str, _Held] = {}
+        self.cooldown_until: dict[str, float] = {}
+        self.closer: threading.Thread | None = None
+        self.closer_stop = threading.Event()  # set by release(): the closer ends now
+        self.abandon = threading.Event()  # set at exit: opens waiting for a lock give up
+        self.forking = False  # the before-fork hook took the lock
+
+
+_state = _Connections()
 
 
 def _is_lock_error(exc: duckdb.Error) -> bool:
-    return "lock" in str(exc).lower()
+    text = str(exc).lower()
+    return any(message in text for message in _LOCK_MESSAGES)
 
 
 def _check_magic(path: Path) -> None:
@@ -77,7 +105,7 @@ def _open(path: Path, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConne
                 if "not a valid DuckDB database" in str(exc):
                     raise NotAStoreError(f"{path} is not a DuckDB database file; the file was left untouched") from exc
                 raise StoreError(f"cannot open store {path}: {exc}") from exc
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or _state.abandon.is_set():
                 raise StoreLockedError(
                     f"store {path} stayed locked by another process for {timeout_s:.0f}s ({exc}); "
                     "stop that process, use `agenttrace server` to share one store, or raise lock_timeout_s"
@@ -133,12 +161,13 @@ def connect(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the store for one unit of work; with `hold`, keep it open for the next batch."""
     key = str(path.resolve())
+    state = _state
     if hold:
-        wait = _cooldown_until.get(key, 0.0) - time.monotonic()
+        wait = state.cooldown_until.get(key, 0.0) - time.monotonic()
         if wait > 0:
             time.sleep(wait)
-    with _process_lock:
-        held = _held.get(key)
+    with state.lock:
+        held = state.held.get(key)
         if held is not None:
             held.last_used = time.monotonic()
             yield held.con
@@ -158,8 +187,8 @@ def connect(
             # costs in proportion to the store (measured: 29 -> 20 us/span at 600,000 spans).
             con.execute("SET checkpoint_threshold = '1GB'")
             now = time.monotonic()
-            _held[key] = _Held(con, now, now)
-            _start_closer()
+            state.held[key] = _Held(con, now, now)
+            _start_closer(state)
             yield con
             return
         try:
@@ -168,48 +197,109 @@ def connect(
             con.close()
 
 
-def _start_closer() -> None:
-    global _closer
-    if _closer is None:
-        _closer = threading.Thread(target=_close_idle_loop, name="agenttrace-store-closer", daemon=True)
-        _closer.start()
+def _start_closer(state: _Connections) -> None:
+    if state.closer is None:
+        state.closer_stop = threading.Event()
+        state.closer = threading.Thread(
+            target=_close_idle_loop, args=(state, state.closer_stop), name="agenttrace-store-closer", daemon=True
+        )
+        state.closer.start()
 
 
-def _close_idle_loop() -> None:
-    while True:
-        time.sleep(IDLE_CLOSE_S / 4)
-        with _process_lock:
+def _close_idle_loop(state: _Connections, stop: threading.Event) -> None:
+    while not stop.wait(IDLE_CLOSE_S / 4):
+        with state.lock:
+            if stop.is_set():
+                return  # release() closed everything and let this closer go
             now = time.monotonic()
-            for key, held in list(_held.items()):
-                if now - held.opened >= MAX_HOLD_S:
-                    _close_held(key)
-                    _cooldown_until[key] = now + COOLDOWN_S
-                elif now - held.last_used >= IDLE_CLOSE_S:
-                    _close_held(key)
-            if not _held:
-                global _closer
-                _closer = None  # under the lock: a hold taken after this starts a new closer
+            # Keys only, never a _Held in a local: a reference left here would keep a connection
+            # alive past shutdown while this daemon thread sleeps.
+            for key in list(state.held):
+                if now - state.held[key].opened >= MAX_HOLD_S:
+                    _close_held(state, key)
+                    state.cooldown_until[key] = now + COOLDOWN_S
+                elif now - state.held[key].last_used >= IDLE_CLOSE_S:
+                    _close_held(state, key)
+            if not state.held:
+                state.closer = None  # under the lock: a hold taken after this starts a new closer
                 return
 
 
-def _close_held(key: str) -> None:
-    held = _held.pop(key)
+def _close_held(state: _Connections, key: str) -> None:
+    con = state.held.pop(key).con
     try:
-        held.con.close()
+        con.close()
     except duckdb.Error:
         pass  # closing checkpoints; a failure leaves the WAL, which the next open replays
 
 
-def release(path: Path | None = None) -> None:
-    """Close held connections now (at shutdown, so the file is checkpointed and free)."""
-    with _process_lock:
-        for key in list(_held):
+def release(path: Path | None = None, *, wait_s: float | None = None) -> bool:
+    """Close held connections now (at shutdown, so the file is checkpointed and free).
+
+    With `wait_s`, give up after that long if another thread keeps the store busy (a write stuck
+    on another process's lock at exit); returns whether the connections were released.
+    """
+    state = _state
+    if not state.lock.acquire(timeout=-1 if wait_s is None else wait_s):
+        return False
+    try:
+        for key in list(state.held):
             if path is None or key == str(path.resolve()):
-                _close_held(key)
+                _close_held(state, key)
+        closer = state.closer if not state.held else None
+        if closer is not None:
+            state.closer = None
+            state.closer_stop.set()
+    finally:
+        state.lock.release()
+    if closer is not None and closer is not threading.current_thread():
+        closer.join(IDLE_CLOSE_S)
+    return True
+
+
+def abandon_lock_waits() -> None:
+    """Make opens waiting for another process's lock give up now (the program is exiting)."""
+    _state.abandon.set()
 
 
 def forget_prepared() -> None:
     """Forget which files were checked (tests replace files between cases)."""
-    with _process_lock:
+    with _state.lock:
         release()
         _prepared.clear()
+        _state.abandon.clear()
+
+
+def _before_fork() -> None:
+    state = _state
+    if state.pid != os.getpid() or not state.lock.acquire(timeout=FORK_WAIT_S):
+        return
+    state.forking = True
+    for key in list(state.held):
+        _close_held(state, key)
+
+
+def _after_fork_in_parent() -> None:
+    state = _state
+    if state.forking:
+        state.forking = False
+        state.lock.release()
+
+
+def _after_fork_in_child() -> None:
+    global _state
+    inherited, _state = _state, _Connections()
+    # A DuckDB database must never be destroyed in a forked child: its destructor joins worker
+    # threads that exist only in the parent (SIGSEGV). So the connections the parent could not close
+    # before the fork (a write outlived FORK_WAIT_S) and DuckDB's module-level default connection
+    # (made at `import duckdb`, destroyed when the interpreter clears modules) are leaked on purpose.
+    for held in inherited.held.values():
+        _leak(held.con)
+    _leak(duckdb.default_connection())
+
+
+def _leak(obj: object) -> None:
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+
+
+_forks.at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
