@@ -27,8 +27,8 @@ _MAX_SCORE_COLUMNS = 8
 def _list_params(
     q: str | None, experiment: list[str] | None, range_key: str | None, since: str | None, until: str | None
 ) -> dict[str, Any]:
-    return {"q": q or "", "experiment": experiment or [], "range": range_key or "", "since": since or "",
-            "until": until or ""}  # fmt: skip
+    return {"q": q or "", "experiment": [e for e in experiment or [] if e], "range": range_key or "",
+            "since": since or "", "until": until or ""}  # fmt: skip
 
 
 @router.get("/traces", response_class=HTMLResponse)
@@ -54,7 +54,7 @@ def traces(
     try:
         since_ns, until_ns = _views.time_range(range_key, since, until)
         rows, more, scores, experiments = store_of(request).ui_trace_page(
-            q or None, experiment or None, since_ns, until_ns, [f"{sort} {'DESC' if desc else 'ASC'}"],
+            q or None, params["experiment"] or None, since_ns, until_ns, [f"{sort} {'DESC' if desc else 'ASC'}"],
             (page_no - 1) * PAGE_SIZE, PAGE_SIZE,
         )  # fmt: skip
     except (FilterError, ValueError) as exc:
@@ -85,7 +85,7 @@ def sessions(
     try:
         since_ns, until_ns = _views.time_range(range_key, since, until)
         rows, more = store_of(request).ui_session_page(
-            q or None, experiment or None, since_ns, until_ns, (page_no - 1) * PAGE_SIZE, PAGE_SIZE
+            q or None, params["experiment"] or None, since_ns, until_ns, (page_no - 1) * PAGE_SIZE, PAGE_SIZE
         )
     except (FilterError, ValueError) as exc:
         error = str(exc)
