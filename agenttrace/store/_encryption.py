@@ -16,6 +16,7 @@ Keys are registered per file (`set_key`), because the connection layer opens by 
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from pathlib import Path
 
@@ -47,14 +48,13 @@ def key_for(path: Path) -> str | None:
 def httpfs_extension() -> Path:
     """The httpfs extension file shipped by the wheel matched to the installed duckdb."""
     wanted = f"duckdb-extension-httpfs=={duckdb.__version__}"
-    try:
-        import duckdb_extension_httpfs
-    except ImportError:
+    spec = importlib.util.find_spec("duckdb_extension_httpfs")  # located, never imported: it is only a folder
+    if spec is None or not spec.submodule_search_locations:
         raise StoreError(
             f"writing an encrypted store needs DuckDB's httpfs extension: pip install 'agenttrace[encryption]' "
             f"(or {wanted})"
-        ) from None
-    found = Path(duckdb_extension_httpfs.__file__).parent / "extensions" / f"v{duckdb.__version__}"
+        )
+    found = Path(list(spec.submodule_search_locations)[0]) / "extensions" / f"v{duckdb.__version__}"
     found = found / "httpfs.duckdb_extension"
     if not found.is_file():
         raise StoreError(f"no httpfs extension for duckdb {duckdb.__version__}: pip install {wanted}")
