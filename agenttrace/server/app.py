@@ -33,12 +33,12 @@ from agenttrace.server.limits import BytesInFlight, IngestCounts
 from agenttrace.server.otlp_http import OTLPHttpReceiver
 from agenttrace.server.writer import SpanWriter
 from agenttrace.store import DuckDBStore
+from agenttrace.ui import include_ui, protect
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_INFLIGHT_BYTES", "create_app", "http_status"]
 
 DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
 DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024
-from agenttrace.ui import include_ui, protect
 
 
 def http_status(exc: Exception) -> int:
@@ -109,8 +109,9 @@ def create_app(
         description="An OTLP ExportTraceServiceRequest, protobuf or JSON, optionally gzip-encoded.",
     )  # fmt: skip
     app.include_router(router)
+    include_ui(app)  # the web UI's pages under /ui, reading app.state.store (agenttrace/ui)
     app.add_exception_handler(AgentTraceError, _error)
     app.add_exception_handler(ValueError, _error)
     guarded: Any = BearerAuth(app, auth_token) if auth_token else app
+    guarded = protect(guarded, auth_token)  # browsers sign in to /ui once and carry a cookie
     return HostAllowList(guarded, host, allowed_hosts)
-    include_ui(app)  # the web UI's pages under /ui, reading app.state.store (agenttrace/ui)
