@@ -30,10 +30,10 @@ from agenttrace.store import (
     _registry,
     _run_search,
     _tracking,
+    _ui_queries,
     _writer,
 )
 from agenttrace.store._filters import FIELDS as FILTER_FIELDS
-    _ui_queries,
 from agenttrace.store._queries import TRACE_FRAME_COLUMNS
 from agenttrace.store._schema import LATEST_VERSION
 
