@@ -23,8 +23,8 @@ from agenttrace.cli.server import server
 from agenttrace.cli.status import status
 from agenttrace.cli.store import store
 from agenttrace.cli.traces import traces
-from agenttrace.errors import AgentTraceError
 from agenttrace.cli.ui import ui
+from agenttrace.errors import AgentTraceError
 
 
 class _Group(click.Group):
@@ -51,10 +51,10 @@ cli.add_command(agents)
 cli.add_command(runs)
 cli.add_command(experiments)
 cli.add_command(datasets)
-cli.add_command(store)
-cli.add_command(serve)
 cli.add_command(ui)
+cli.add_command(serve)
 cli.add_command(monitor)
+cli.add_command(store)
 
 
 def main() -> None:
