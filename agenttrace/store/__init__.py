@@ -432,36 +432,6 @@ class DuckDBStore:
     ) -> pd.DataFrame:
         return self._run(True, _run_search.search_runs, filter_string, experiments, order_by, max_results, offset)
 
-    # --- online monitors (see _monitors) -----------------------------------------------------
-
-    def add_monitor(self, monitor: dict[str, Any]) -> None:
-        self._run(False, _monitors.add_monitor, monitor)
-
-    def list_monitors(self, agent: str | None = None) -> list[dict[str, Any]]:
-        return self._run(True, _monitors.list_monitors, agent)
-
-    def get_monitor(self, ref: str) -> dict[str, Any]:
-        return self._run(True, _monitors.get_monitor, ref)
-
-    def remove_monitor(self, ref: str) -> str:
-        return self._run(False, _monitors.remove_monitor, ref)
-
-    def claim_monitor_work(
-        self, monitor: dict[str, Any], version: str | None, owner: str, lease_s: float, limit: int
-    ) -> list[dict[str, Any]]:
-        """Claim unscored traces of a monitor's sample (claims older than `lease_s` are taken back)."""
-        now = time.time_ns()
-        stale = now - int(lease_s * 1e9)
-        return self._run(False, _monitors.claim_work, monitor, version, owner, now, stale, limit, hold=True)
-
-    def finish_monitor_work(self, scorer_name: str, owner: str, assessments: Sequence[Assessment]) -> int:
-        return self._run(False, _monitors.finish_work, scorer_name, owner, assessments, hold=True)
-
-    def release_monitor_work(self, scorer_name: str, owner: str, trace_ids: Sequence[str]) -> None:
-        self._run(False, _monitors.release_work, scorer_name, owner, trace_ids)
-
-    def quality_frames(self, agent: str, window_ns: int, since_ns: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-        return self._run(True, _monitors.quality_frames, agent, window_ns, since_ns)
     # --- web UI pages (see _ui_queries): one page at a time, sorted and filtered in DuckDB --------
 
     def ui_trace_page(
@@ -494,9 +464,8 @@ class DuckDBStore:
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[dict[str, Any]], bool]:
-        return self._run(
-            True, _ui_queries.session_page, filter_string, experiments, since_ns, until_ns, offset, limit
-        )
+        args = (filter_string, experiments, since_ns, until_ns, offset, limit)
+        return self._run(True, _ui_queries.session_page, *args)
 
     def ui_session_traces(self, session_id: str, limit: int = 500) -> list[dict[str, Any]]:
         return self._run(True, _ui_queries.session_traces, session_id, limit)
@@ -521,3 +490,33 @@ class DuckDBStore:
         """record id -> trace id of one eval run."""
         return self._run(True, _ui_queries.eval_trace_ids, ref)
 
+    # --- online monitors (see _monitors) -----------------------------------------------------
+
+    def add_monitor(self, monitor: dict[str, Any]) -> None:
+        self._run(False, _monitors.add_monitor, monitor)
+
+    def list_monitors(self, agent: str | None = None) -> list[dict[str, Any]]:
+        return self._run(True, _monitors.list_monitors, agent)
+
+    def get_monitor(self, ref: str) -> dict[str, Any]:
+        return self._run(True, _monitors.get_monitor, ref)
+
+    def remove_monitor(self, ref: str) -> str:
+        return self._run(False, _monitors.remove_monitor, ref)
+
+    def claim_monitor_work(
+        self, monitor: dict[str, Any], version: str | None, owner: str, lease_s: float, limit: int
+    ) -> list[dict[str, Any]]:
+        """Claim unscored traces of a monitor's sample (claims older than `lease_s` are taken back)."""
+        now = time.time_ns()
+        stale = now - int(lease_s * 1e9)
+        return self._run(False, _monitors.claim_work, monitor, version, owner, now, stale, limit, hold=True)
+
+    def finish_monitor_work(self, scorer_name: str, owner: str, assessments: Sequence[Assessment]) -> int:
+        return self._run(False, _monitors.finish_work, scorer_name, owner, assessments, hold=True)
+
+    def release_monitor_work(self, scorer_name: str, owner: str, trace_ids: Sequence[str]) -> None:
+        self._run(False, _monitors.release_work, scorer_name, owner, trace_ids)
+
+    def quality_frames(self, agent: str, window_ns: int, since_ns: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return self._run(True, _monitors.quality_frames, agent, window_ns, since_ns)
