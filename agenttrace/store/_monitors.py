@@ -115,13 +115,15 @@ def claim_work(
             "INSERT INTO monitor_claims "
             "SELECT t.trace_id, ?, ?, ?, 'claimed', ? FROM traces t "
             f"WHERE t.agent_name = ? {version_sql} AND t.start_time_ns >= ? AND t.root_rank > 0 "
-            "AND md5_number(t.trace_id) % ? < ? "
+            # SAMPLE_BUCKETS is written into the SQL: a bound divisor makes DuckDB compute in DOUBLE,
+            # which rounds a 128-bit number and breaks the agreement with in_sample().
+            f"AND md5_number(t.trace_id) % {SAMPLE_BUCKETS} < CAST(? AS BIGINT) "
             "AND NOT EXISTS (SELECT 1 FROM monitor_claims c WHERE c.trace_id = t.trace_id AND c.scorer_name = ?) "
             f"AND ({where}) ORDER BY t.start_time_ns, t.trace_id LIMIT ? "
             "ON CONFLICT DO NOTHING RETURNING trace_id",
             [
                 monitor["scorer_name"], monitor["monitor_id"], owner, now_ns, monitor["agent_name"],
-                *([version] if version is not None else []), monitor["since_ns"], SAMPLE_BUCKETS, bucket,
+                *([version] if version is not None else []), monitor["since_ns"], bucket,
                 monitor["scorer_name"], *params, limit,
             ],
         ).fetchall()  # fmt: skip
