@@ -168,3 +168,21 @@ def test_a_copy_that_differs_from_its_source_is_never_swapped_in(
     assert result.exit_code == 1 and "differs from its source in spans" in result.output
     assert _rows(store_path) == original
     assert sorted(p.name for p in tmp_path.glob("*traces.duckdb*")) == ["traces.duckdb"]
+
+
+def test_a_backup_keeps_writes_still_in_the_wal(store_path: Path, tmp_path: Path) -> None:
+    _populate()
+    # A process killed after its write: the rows are in the WAL only, not yet checkpointed into the file.
+    killed = (
+        "import os, sys, time\nfrom agenttrace.store import DuckDBStore\n"
+        "now = time.time_ns()\n"
+        "DuckDBStore(sys.argv[1]).append_spans([{'trace_id': 'f' * 32, 'span_id': 'e' * 16, 'name': 'last',"
+        " 'span_type': 'CHAIN', 'status': 'OK', 'start_time_ns': now, 'end_time_ns': now, 'duration_ms': 0.0,"
+        " 'root_rank': 2}])\nos._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", killed, str(store_path)], check=True, timeout=120)
+    assert Path(f"{store_path}.wal").exists()
+    backup = tmp_path / "b.duckdb"
+    DuckDBStore(store_path).backup(backup)
+    assert not Path(f"{backup}.wal").exists()  # one checkpointed file
+    assert ("f" * 32,) in duckdb.connect(str(backup), read_only=True).execute("SELECT trace_id FROM traces").fetchall()

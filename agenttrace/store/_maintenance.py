@@ -1,22 +1,25 @@
 """Backup, restore, check, compact and re-keying: whole-file work on a store.
 
-Every operation that produces a store file does it one way: DuckDB copies the source database
-into a new file beside the target (`COPY FROM DATABASE`, inside one read transaction, so the
-copy is a consistent snapshot), the copy is checkpointed, verified table by table against the
-source (row count and a hash of every row) and only then renamed over the target. A crash or a
-failed check leaves the target as it was and at worst a stray temporary file.
+Nothing is ever written over a store or a backup in place: each operation builds a new file
+beside its target, checks it, and only then renames it over the target. A crash or a failed check
+leaves the target as it was and at worst a stray temporary file.
 
-Backups are such copies rather than `EXPORT DATABASE` to Parquet: the copy keeps the encryption
-(a backup of an encrypted store is encrypted with the same key, where Parquet would be plain
-text), keeps keys, constraints and sequences exactly, is restored by the same copy, and `check`
-reads it like any store. Its cost is that it is readable only by a DuckDB that reads this
-storage format, which every later DuckDB does.
+Backup is a checkpointed copy, not `EXPORT DATABASE` to Parquet. Holding the store's shared lock
+(so no writer is mid-transaction), it copies the file's bytes and those of its WAL; then, with the
+store free again, it opens the copy, which replays the WAL and is checkpointed into one file, reads
+every row of it (DuckDB checks each block's checksum) and compares the row counts taken under the
+lock. So writers wait only for a file copy, and the snapshot is one consistent state. The copy also
+keeps what Parquet would lose: the encryption (a backup of an encrypted store is encrypted with the
+same key, where Parquet would be plain text), keys, constraints and sequences exactly; it is
+restored the same way and `check` reads it like any store. Its price: it is readable by DuckDB
+versions that read this storage format (every later one does), and it is not compacted.
 
-While a copy of the store is taken, the source is attached read-only, which takes DuckDB's shared
-lock: writers in other processes wait and retry (they hold the file in short bursts anyway), and
-nothing is ever half-written into the snapshot. In-place rewrites (encrypt, decrypt, rekey,
-compact, restore) hold the store's exclusive lock from before the copy until after the rename, so
-no write can land in the old file once the copy has begun.
+Restore stages the backup's bytes the same way, while holding the store's exclusive lock from the
+"is the store newer than the backup?" check until the rename. Compact, encrypt, decrypt and rekey
+rewrite the store with `COPY FROM DATABASE` into a fresh file (which is what gives space back or
+changes the key), verify every table's row count and row hashes against the source, and swap, all
+under the store's exclusive lock, so no write can land in the old file once the copy has begun;
+writers in other processes wait for the whole rewrite.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -137,11 +141,34 @@ def _exclusive(paths: list[Path]) -> Iterator[None]:
             _connection.forget_prepared()  # a swapped file may have another schema version: check it again
 
 
+def _tmp_beside(target: Path) -> Path:
+    return target.with_name(f".{target.name}.tmp-{os.getpid()}")
+
+
+def _swap(tmp: Path, target: Path) -> None:
+    """Rename the finished file over the target, durably."""
+    _fsync(tmp)
+    _remove(target.with_name(target.name + ".wal"))  # a WAL beside the target belongs to the old file
+    os.replace(tmp, target)
+    with contextlib.suppress(OSError):
+        _fsync(target.parent)
+
+
+def _check_same(found: dict[str, tuple[int, int]], expected: dict[str, Any], target: Path, rows_only: bool) -> None:
+    def seen(t: str, v: dict[str, Any]) -> Any:
+        value = v.get(t)
+        return value[0] if rows_only and value is not None else value
+
+    differing = sorted(t for t in set(found) | set(expected) if seen(t, found) != seen(t, expected))
+    if differing:
+        raise StoreError(f"the copy for {target} differs from its source in {', '.join(differing)}; kept the old")
+
+
 def _copy_verified(
     con: duckdb.DuckDBPyConnection, source_alias: str, target: Path, key: str | None
 ) -> dict[str, tuple[int, int]]:
-    """Copy the attached source into a new file beside `target`, verify it, and rename it over `target`."""
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    """Rewrite the attached source into a new file beside `target` (compact), verify it, rename it over `target`."""
+    tmp = _tmp_beside(target)
     _remove(tmp)
     try:
         _encryption.attach(con, tmp, "fresh", key, read_only=False)
@@ -153,17 +180,44 @@ def _copy_verified(
             found = fingerprint(con, "fresh")
         finally:
             con.execute("DETACH fresh")
-        if found != expected:
-            differing = sorted(t for t in set(found) | set(expected) if found.get(t) != expected.get(t))
-            raise StoreError(f"the copy for {target} differs from its source in {', '.join(differing)}; kept the old")
-        _fsync(tmp)
-        _remove(target.with_name(target.name + ".wal"))  # a WAL beside the target belongs to the old file
-        os.replace(tmp, target)
-        with contextlib.suppress(OSError):
-            _fsync(target.parent)
+        _check_same(found, expected, target, rows_only=False)
+        _swap(tmp, target)
         return expected
     finally:
         _remove(tmp)
+
+
+def _stage_bytes(source: Path, target: Path) -> Path:
+    """The source file's bytes (and its WAL's) beside `target`; the caller holds the source's lock."""
+    tmp = _tmp_beside(target)
+    _remove(tmp)
+    shutil.copyfile(source, tmp)
+    wal = source.with_name(source.name + ".wal")
+    if wal.exists():  # writes not yet checkpointed: the copy replays them when it is opened
+        shutil.copyfile(wal, tmp.with_name(tmp.name + ".wal"))
+    return tmp
+
+
+def _finish_staged(
+    con: duckdb.DuckDBPyConnection, tmp: Path, key: str | None, rows: dict[str, int], target: Path
+) -> dict[str, tuple[int, int]]:
+    """Open the staged copy (replaying its WAL), checkpoint it, read every row, compare the row counts."""
+    _encryption.attach(con, tmp, "fresh", key, read_only=False)
+    try:
+        con.execute("CHECKPOINT fresh")
+        found = fingerprint(con, "fresh")  # reads every block, so DuckDB checks every block's checksum
+    finally:
+        con.execute("DETACH fresh")
+    _check_same(found, {t: (n, 0) for t, n in rows.items()}, target, rows_only=True)
+    return found
+
+
+def _row_counts(con: duckdb.DuckDBPyConnection, alias: str) -> dict[str, int]:
+    counts = {}
+    for table in _tables(con, alias):
+        row = con.execute(f"SELECT count(*) FROM {alias}.{_quote_ident(table)}").fetchone()
+        counts[table] = int(row[0]) if row else 0
+    return counts
 
 
 def _memory(*keys: str | None) -> duckdb.DuckDBPyConnection:
@@ -176,21 +230,42 @@ def unique_backup_path(folder: Path, store: Path) -> Path:
 
 
 def backup(store: Path, key: str | None, dest: Path, timeout_s: float) -> dict[str, tuple[int, int]]:
-    """A consistent copy of `store` at `dest` (encrypted with the same key); per-table fingerprints."""
+    """A consistent copy of `store` at `dest` (encrypted with the same key); per-table fingerprints.
+
+    The store's shared lock is held only while its bytes are copied (writers wait that long); the
+    copy is then opened, checkpointed and read in full without holding the store.
+    """
     if not store.exists():
         raise StoreError(f"no store at {store}; nothing to back up")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive([store]):
+    tmp = _tmp_beside(dest)
+    try:
+        with _exclusive([store]):
+            con = _memory(key)
+            try:
+                _attach_retrying(con, store, "src", key, read_only=True, timeout_s=timeout_s)
+                rows = _row_counts(con, "src")
+                _stage_bytes(store, dest)
+                con.execute("DETACH src")
+            finally:
+                con.close()
         con = _memory(key)
         try:
-            _attach_retrying(con, store, "src", key, read_only=True, timeout_s=timeout_s)
-            return _copy_verified(con, "src", dest, key)
+            found = _finish_staged(con, tmp, key, rows, dest)
         finally:
             con.close()
+        _swap(tmp, dest)
+        return found
+    finally:
+        _remove(tmp)
 
 
 def rewrite_in_place(store: Path, old_key: str | None, new_key: str | None, timeout_s: float) -> dict[str, Any]:
-    """Rewrite the store into a fresh file with `new_key` (None: plain): encrypt, decrypt, rekey, compact."""
+    """Rewrite the store into a fresh file with `new_key` (None: plain): encrypt, decrypt, rekey, compact.
+
+    The store's exclusive lock is held from before the copy until after the swap, so no write can
+    land in the old file once copying has begun: writers wait (and retry) for the whole rewrite.
+    """
     if not store.exists():
         raise StoreError(f"no store at {store}")
     before = store.stat().st_size
@@ -206,12 +281,11 @@ def rewrite_in_place(store: Path, old_key: str | None, new_key: str | None, time
     return {"tables": tables, "bytes_before": before, "bytes_after": store.stat().st_size}
 
 
-def restore(
-    source: Path, store: Path, key: str | None, force: bool, timeout_s: float, newer_check: bool = True
-) -> dict[str, tuple[int, int]]:
+def restore(source: Path, store: Path, key: str | None, force: bool, timeout_s: float) -> dict[str, tuple[int, int]]:
     """Replace `store` with the backup at `source`; refuse to drop newer writes unless `force`."""
     if not source.is_file():
         raise StoreError(f"no backup at {source}")
+    tmp = _tmp_beside(store)
     with _exclusive([store]):
         con = _memory(key)
         try:
@@ -224,18 +298,24 @@ def restore(
                 )
             if version == 0:
                 raise StoreError(f"{source} holds no agenttrace store (no schema_migrations table); nothing replaced")
-            if store.exists():
+            if store.exists():  # held (exclusively) from here to the swap: no write can slip in between
                 _attach_retrying(con, store, "current", key, read_only=False, timeout_s=timeout_s)
                 con.execute("CHECKPOINT current")
                 backup_ns, current_ns = latest_write_ns(con, "src"), latest_write_ns(con, "current")
-                if newer_check and current_ns > backup_ns and not force:
+                if current_ns > backup_ns and not force:
                     raise StoreError(
                         f"store {store} has writes newer than the backup ({_when(current_ns)} vs {_when(backup_ns)}); "
                         "restoring would lose them - pass --force to replace it anyway"
                     )
-            return _copy_verified(con, "src", store, key)
+            rows = _row_counts(con, "src")
+            _stage_bytes(source, store)
+            con.execute("DETACH src")
+            found = _finish_staged(con, tmp, key, rows, store)
+            _swap(tmp, store)
+            return found
         finally:
             con.close()
+            _remove(tmp)
 
 
 def _when(ns: int) -> str:
