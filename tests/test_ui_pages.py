@@ -118,7 +118,7 @@ def test_sessions_group_traces_and_show_a_conversation_in_order(server: ServerTh
 
 def test_trace_page_has_tree_waterfall_and_chat_view(server: ServerThread, built: tuple[Path, Built]) -> None:
     _, _, body = get(server, f"/ui/traces/{built[1].chat_trace}")
-    assert body.count('class="span-row') == 2 and 'class="bar' in body
+    assert body.count('class="span-row') == 2 and 'class="wf-bar' in body
     span_id = re.findall(r'data-span-id="([0-9a-f]+)"', body)[1]
     _, _, body = get(server, f"/ui/traces/{built[1].chat_trace}?span={span_id}")
     assert 'class="chat"' in body and "You are terse." in body
