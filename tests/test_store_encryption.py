@@ -182,3 +182,15 @@ def test_the_server_ingests_into_and_reads_from_an_encrypted_store(
         assert [t["name"] for t in listed["traces"]] == ["remote-call"]
     _connection.release(store)
     assert _is_encrypted(store, "srv-key")
+
+
+def test_a_key_given_explicitly_is_not_replaced_by_a_later_store_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "explicit.duckdb"
+    DuckDBStore(path, encryption_key="given").initialise()
+    monkeypatch.delenv("AGENTTRACE_ENCRYPTION_KEY", raising=False)
+    later = DuckDBStore(path)  # the settings name no key: the one given for this file still holds
+    assert later.count_traces() == 0
+    _connection.forget_prepared()
+    assert _is_encrypted(path, "given")

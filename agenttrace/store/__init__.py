@@ -81,10 +81,12 @@ class DuckDBStore:
         self.path = Path(path).resolve()
         self.lock_timeout_s = lock_timeout_s
         self._known_experiments: set[str] = set()
-        # The key (None: a plain file); by default the encryption_key(_file) setting from environment or file.
+        # The key (None: a plain file); by default the encryption_key(_file) setting from environment or
+        # file, unless a key was given explicitly for this file in this process.
         if encryption_key is KEY_FROM_SETTINGS:
-            encryption_key = config.encryption_key(config.resolve())
-        _encryption.set_key(self.path, encryption_key)
+            _encryption.set_key(self.path, config.encryption_key(config.resolve()), explicit=False)
+        else:
+            _encryption.set_key(self.path, encryption_key)
 
     def __repr__(self) -> str:
         return f"DuckDBStore({str(self.path)!r})"

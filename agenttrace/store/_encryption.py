@@ -29,15 +29,23 @@ __all__ = ["attach", "connect", "httpfs_extension", "key_for", "set_key"]
 ALIAS = "store"
 _CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 _keys: dict[str, str | None] = {}
+_explicit: dict[str, bool] = {}
 _keys_lock = threading.Lock()
 
 
-def set_key(path: Path, key: str | None) -> None:
-    """Open `path` with `key` from now on in this process (None: a plain file)."""
+def set_key(path: Path, key: str | None, *, explicit: bool = True) -> None:
+    """Open `path` with `key` from now on in this process (None: a plain file).
+
+    A key given explicitly (a DuckDBStore built with `encryption_key=`, a re-key) is never replaced
+    by one merely resolved from the settings (`explicit=False`), whichever store object is built later.
+    """
     if key is not None and not key:
         raise StoreError("the encryption key is empty; give a non-empty key or none at all")
+    name = str(Path(path).resolve())
     with _keys_lock:
-        _keys[str(Path(path).resolve())] = key
+        if explicit or not _explicit.get(name, False):
+            _keys[name] = key
+            _explicit[name] = explicit
 
 
 def key_for(path: Path) -> str | None:
