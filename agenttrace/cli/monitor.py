@@ -114,7 +114,10 @@ def remove(store: DuckDBStore, monitor_id: str) -> None:
 @monitor.command("run")
 @click.option("--monitor", "monitors", multiple=True, help="Only these monitor ids (repeatable).")
 @click.option("--follow", is_flag=True, help="Keep scoring new traces until stopped (Ctrl-C).")
-@click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 100_000), help="Traces per claim.")
+@click.option(
+    "--batch", default=None, type=click.IntRange(1, 100_000),
+    help="Traces per claim [default: 5000 for code scorers, 10 per concurrent call for judges].",
+)  # fmt: skip
 @click.option(
     "--poll", "poll_s", default=5.0, show_default=True, type=click.FloatRange(min=0.01), help="Idle wait (s)."
 )
@@ -123,7 +126,7 @@ def remove(store: DuckDBStore, monitor_id: str) -> None:
 @click.option("--judge-max-retries", default=None, type=click.IntRange(0, 100), help="Judge retries per call.")
 @store_option
 def run(
-    store: DuckDBStore, monitors: tuple[str, ...], follow: bool, batch: int, poll_s: float, concurrency: int,
+    store: DuckDBStore, monitors: tuple[str, ...], follow: bool, batch: int | None, poll_s: float, concurrency: int,
     judge_timeout: float | None, judge_max_retries: int | None,
 ) -> None:  # fmt: skip
     """Score the backlog of every monitor once (for cron), or keep going with --follow.

@@ -97,6 +97,7 @@ class _MonitorWork:
         owner: str,
         concurrency: int,
         judge_options: Mapping[str, Any] | None,
+        batch: int | None = None,
     ) -> None:
         self.store = store
         self.monitor = monitor
@@ -113,6 +114,14 @@ class _MonitorWork:
         self.model = self.scorer.client.model if isinstance(self.scorer, Judge) else None
         self.pause_until = 0.0
         self.backoff = _BACKOFF_START_S
+        self.source_id = f"monitor:{monitor['monitor_id']}"
+        self.meta = {"monitor_id": monitor["monitor_id"], "scorer": monitor["scorer"]}
+        if self.model:
+            self.meta["model"] = self.model
+        self.now_ns = time.time_ns()
+        # Traces claimed at once: a judge's batch is small, so a claim never outlives its lease
+        # while the endpoint is slow; a code scorer's is large, so claims are few.
+        self.batch = batch or (max(50, 10 * concurrency) if self.is_judge else 5000)
 
     def version(self) -> str | None:
         """The version the monitor watches, re-resolved each pass so an alias that moves is followed."""
@@ -125,6 +134,7 @@ class _MonitorWork:
         """Assessments for the rows; raises _EndpointDown (after handing back what it did not score)."""
         done: list[Assessment] = []
         errors = 0
+        self.now_ns = time.time_ns()  # one stamp per batch
         try:
             if self.is_judge and self.concurrency > 1 and len(rows) > 1:
                 with ThreadPoolExecutor(self.concurrency, thread_name_prefix="agenttrace-monitor") as pool:
@@ -141,7 +151,10 @@ class _MonitorWork:
 
     def _score_one(self, row: dict[str, Any]) -> list[Assessment]:
         trace: Trace | None = self.store.get_trace(row["trace_id"]) if self.needs_trace else None
-        token = scoring_context.set({"monitor_id": self.monitor["monitor_id"], "scored_trace_id": row["trace_id"]})
+        # Only a judge reads the scoring context (its call's trace points back at the scored trace).
+        token = scoring_context.set(
+            {"monitor_id": self.monitor["monitor_id"], "scored_trace_id": row["trace_id"]}
+        ) if self.is_judge else None  # fmt: skip
         try:
             result = self.scorer(
                 inputs=row["inputs"], outputs=row["outputs"], expectations=row["expectations"], trace=trace
@@ -153,20 +166,18 @@ class _MonitorWork:
                 raise _EndpointDown(exc) from exc
             scores = [(self.scorer.name, None, None, None, {}, f"{type(exc).__name__}: {exc}")]
         finally:
-            scoring_context.reset(token)
-        now = time.time_ns()
+            if token is not None:
+                scoring_context.reset(token)
         out = []
         for name, value, rationale, label, metadata, error in scores:
-            meta = {**(metadata or {}), "monitor_id": self.monitor["monitor_id"], "scorer": self.monitor["scorer"]}
+            meta = {**metadata, **self.meta} if metadata else dict(self.meta)
             if label is not None:
                 meta["label"] = str(label)
-            if self.model:
-                meta["model"] = self.model
             out.append(Assessment(
-                assessment_id=uuid.uuid4().hex, trace_id=row["trace_id"], name=name, kind="feedback", value=value,
-                rationale=None if rationale is None else str(rationale), source_type=self.source_type,
-                source_id=f"monitor:{self.monitor['monitor_id']}", span_id=None, metadata=meta, error=error,
-                eval_run_id=None, created_ns=now,
+                assessment_id=os.urandom(16).hex(), trace_id=row["trace_id"], name=name, kind="feedback",
+                value=value, rationale=None if rationale is None else str(rationale), source_type=self.source_type,
+                source_id=self.source_id, span_id=None, metadata=meta, error=error, eval_run_id=None,
+                created_ns=self.now_ns,
             ))  # fmt: skip
         return out
 
@@ -174,14 +185,14 @@ class _MonitorWork:
         self.wiring.close()
 
 
-def _pass(work: _MonitorWork, report: MonitorRunReport, batch: int, lease_s: float) -> int:
+def _pass(work: _MonitorWork, report: MonitorRunReport, lease_s: float) -> int:
     """Score claimed batches of one monitor until its backlog is empty; traces scored."""
     monitor_id = work.monitor["monitor_id"]
     scorer_name = work.monitor["scorer_name"]
     version = work.version()
     total = 0
     while True:
-        rows = work.store.claim_monitor_work(work.monitor, version, work.owner, lease_s, batch)
+        rows = work.store.claim_monitor_work(work.monitor, version, work.owner, lease_s, work.batch)
         if not rows:
             return total
         try:
@@ -207,7 +218,7 @@ def run_monitors(
     monitors: Iterable[str] | None = None,
     *,
     follow: bool = False,
-    batch: int = 1000,
+    batch: int | None = None,
     poll_s: float = 5.0,
     lease_s: float = 600.0,
     concurrency: int = 8,
@@ -220,7 +231,8 @@ def run_monitors(
 
     Args:
         monitors: monitor ids (or unique prefixes); None: every monitor (re-read each pass with follow).
-        batch: traces claimed per transaction.
+        batch: traces claimed per transaction (default: 5,000 for code scorers, 10 per concurrent
+            call for judges).
         poll_s: with follow, the wait after a pass that found nothing to do.
         lease_s: a claim older than this (its process died) is taken back by the next claimer.
         concurrency: judge calls in flight at once per monitor.
@@ -250,7 +262,7 @@ def run_monitors(
                     )
                 if time.monotonic() < work.pause_until:
                     continue
-                did += _pass(work, report, batch, lease_s)
+                did += _pass(work, report, lease_s)
             for breach in check_alerts(store, current):
                 key = (breach.monitor_id, breach.agent_version, breach.window_start, breach.metric)
                 if key in seen:

@@ -1,0 +1,226 @@
+"""What serving through `agenttrace serve` costs, and how fast `monitor run` scores a backlog.
+
+Serving: the same trivial agent (`echo(text) -> text`) behind
+- `agenttrace serve echo/1`: the real CLI (one uvicorn worker), every request traced to DuckDB;
+- baseline: a bare FastAPI endpoint on uvicorn, same body in and out, no tracing, no checks;
+both started as processes in the same run. A load generator in a third process keeps
+`--concurrency` keep-alive connections busy for `--seconds` against one server at a time; the
+servers alternate for `--rounds` rounds. Reported per server: medians over rounds of requests per
+second, p50 and p99 latency (each request timed from send to the last byte), and the ratios.
+
+Monitoring: `agenttrace monitor run` (the CLI, process start to exit) over a backlog of
+`--traces` traces of a registered agent with one heuristic scorer (`regex_match`), and the rate
+the run reports for its scoring loop alone (claims, scoring, stored assessments).
+
+    python benchmarks/serve_overhead.py [--rounds 5] [--seconds 5] [--concurrency 8] [--traces 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+AGENT = "def echo(text: str) -> str:\n    return text\n"
+
+BARE = """
+import json, sys
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from echo_agent import echo
+
+app = FastAPI()
+
+@app.post("/invocations")
+async def invocations(request: Request) -> Response:
+    body = json.loads(await request.body())
+    return Response(json.dumps({"outputs": echo(**body)}), media_type="application/json")
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+# The load generator: threads with keep-alive connections, each timing its own requests.
+LOAD = """
+import http.client, json, sys, threading, time
+port, seconds, concurrency = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+body = json.dumps({"text": "hello"}).encode()
+headers = {"Content-Type": "application/json"}
+latencies, errors = [], [0]
+lock = threading.Lock()
+stop_at = time.perf_counter() + seconds
+
+def worker():
+    con = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    mine = []
+    while time.perf_counter() < stop_at:
+        t = time.perf_counter()
+        con.request("POST", "/invocations", body, headers)
+        response = con.getresponse()
+        response.read()
+        mine.append(time.perf_counter() - t)
+        if response.status != 200:
+            errors[0] += 1
+    with lock:
+        latencies.extend(mine)
+
+threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+start = time.perf_counter()
+for t in threads: t.start()
+for t in threads: t.join()
+wall = time.perf_counter() - start
+latencies.sort()
+q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+print(json.dumps({"rps": len(latencies) / wall, "p50": q(0.5), "p99": q(0.99), "errors": errors[0]}))
+"""
+
+
+# The least scoring the backlog can cost: read every trace's outputs in one query, run the same
+# scorer on each, append the results in one Arrow insert (no claims, no sampling, no filter).
+BASELINE = """
+import sys, time, duckdb, pyarrow as pa
+from evaluators.heuristic import RegexMatch
+scorer = RegexMatch(pattern="^h")
+start = time.perf_counter()
+con = duckdb.connect(sys.argv[1])
+rows = con.execute("SELECT trace_id, outputs FROM traces WHERE agent_name = 'echo'").fetchall()
+import json
+values = [scorer(outputs=json.loads(o) if o is not None else None).value for _, o in rows]
+con.register("scores", pa.table({"trace_id": [r[0] for r in rows], "value": values}))
+con.execute("CREATE TABLE baseline_scores AS SELECT * FROM scores")
+con.close()
+print("baseline", time.perf_counter() - start)
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_up(port: int, deadline_s: float = 60) -> None:
+    import http.client
+
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            con = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            con.request("POST", "/invocations", json.dumps({"text": "warm"}), {"Content-Type": "application/json"})
+            if con.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server on {port} did not come up")
+
+
+def serving(work: Path, rounds: int, seconds: float, concurrency: int) -> None:
+    env = {**os.environ, "PYTHONPATH": str(work)}
+    store = work / "serve.duckdb"
+    subprocess.run(
+        [sys.executable, "-c", "import agenttrace; agenttrace.register_agent('echo', 'echo_agent:echo')"],
+        cwd=work, env={**env, "AGENTTRACE_STORE": str(store)}, check=True,
+    )  # fmt: skip
+    ports = {"bare": _free_port(), "serve": _free_port()}
+    (work / "bare.py").write_text(BARE)
+    procs = {
+        "bare": subprocess.Popen([sys.executable, str(work / "bare.py"), str(ports["bare"])], cwd=work, env=env),
+        "serve": subprocess.Popen(
+            [sys.executable, "-m", "agenttrace", "serve", "echo/1", "--port", str(ports["serve"]),
+             "--store", str(store)],
+            cwd=work, env=env, stdout=subprocess.DEVNULL,
+        ),
+    }  # fmt: skip
+    (work / "load.py").write_text(LOAD)
+    results: dict[str, list[dict[str, float]]] = {"bare": [], "serve": []}
+    try:
+        for port in ports.values():
+            _wait_up(port)
+        for r in range(rounds):
+            for name in ("bare", "serve") if r % 2 == 0 else ("serve", "bare"):
+                out = subprocess.run(
+                    [sys.executable, str(work / "load.py"), str(ports[name]), str(seconds), str(concurrency)],
+                    capture_output=True, text=True, check=True,
+                ).stdout  # fmt: skip
+                results[name].append(json.loads(out))
+                print(f"  round {r + 1} {name:5s} {results[name][-1]}", flush=True)
+    finally:
+        for p in procs.values():
+            p.terminate()
+            p.wait(30)
+    med = {n: {k: statistics.median(x[k] for x in rows) for k in ("rps", "p50", "p99")} for n, rows in results.items()}
+    errors = sum(x["errors"] for rows in results.values() for x in rows)
+    print(f"\nserving a trivial agent, {concurrency} connections, {seconds:g} s x {rounds} rounds each (medians):")
+    for name, label in (("bare", "bare FastAPI endpoint"), ("serve", "agenttrace serve (traced)")):
+        m = med[name]
+        print(f"  {label:28s} {m['rps']:8.0f} req/s   p50 {m['p50']:6.2f} ms   p99 {m['p99']:6.2f} ms")
+    b, s = med["bare"], med["serve"]
+    print(
+        f"  ratio serve/bare: p50 {s['p50'] / b['p50']:.2f}x   p99 {s['p99'] / b['p99']:.2f}x   "
+        f"throughput {s['rps'] / b['rps']:.2f}x   (non-200 answers: {errors})"
+    )
+
+
+def monitoring(work: Path, traces: int) -> None:
+    store = work / "monitor.duckdb"
+    env = {**os.environ, "PYTHONPATH": str(work), "AGENTTRACE_STORE": str(store)}
+    build = f"""
+import agenttrace
+agenttrace.configure(store={str(store)!r})
+agenttrace.register_agent('echo', 'echo_agent:echo')
+from agenttrace.monitoring import add_monitor
+add_monitor('echo', 'regex_match:pattern=^h', since_ns=0)
+bot = agenttrace.load_agent('echo/1')
+for i in range({traces}):
+    bot(text='hello' if i % 4 else 'bye')
+agenttrace.flush()
+"""
+    subprocess.run([sys.executable, "-c", build], cwd=work, env=env, check=True)
+    baseline = subprocess.run(
+        [sys.executable, "-c", BASELINE, str(store)], cwd=work, env=env, capture_output=True, text=True, check=True
+    ).stdout  # fmt: skip
+    base_s = float(baseline.split()[1])
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "agenttrace", "monitor", "run", "--store", str(store)],
+        cwd=work, env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    wall = time.perf_counter() - start
+    m = re.search(r"scored (\d+) traces in ([\d.]+) s", out)
+    assert m, out
+    scored, loop_s = int(m.group(1)), float(m.group(2))
+    print(f"\nmonitor run over a backlog of {traces} traces, one heuristic scorer (regex_match):")
+    print(f"  scoring loop: {scored} traces in {loop_s:.2f} s = {scored / loop_s:,.0f} traces/s")
+    print(f"  baseline (one read, the same scorer in a loop, one Arrow append): {base_s:.2f} s = "
+          f"{traces / base_s:,.0f} traces/s; the loop is {loop_s / base_s:.2f}x the baseline")  # fmt: skip
+    print(f"  whole command (process start, imports, exit): {wall:.2f} s = {scored / wall:,.0f} traces/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--traces", type=int, default=10_000)
+    parser.add_argument("--only", choices=("serve", "monitor"), default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "echo_agent.py").write_text(AGENT)
+        if args.only != "monitor":
+            serving(work, args.rounds, args.seconds, args.concurrency)
+        if args.only != "serve":
+            monitoring(work, args.traces)
+
+
+if __name__ == "__main__":
+    main()
