@@ -226,3 +226,13 @@ def test_ui_app_refuses_a_foreign_host_header(built: tuple[Path, Built]) -> None
     with AppServer(create_ui_app(DuckDBStore(built[0]))) as srv:
         assert http(srv.url + "/ui/traces", headers={"Host": "evil.example"})[0] == 403
         assert http(srv.url + "/ui/traces", headers={"Host": "localhost"})[0] == 200
+
+
+def test_trace_view_decodes_only_the_shown_span_and_caps_the_tree(built: tuple[Path, Built]) -> None:
+    store = DuckDBStore(built[0])
+    view = store.ui_trace_view(built[1].chat_trace)
+    names = {s.name: s for s in view["trace"].spans}
+    assert view["selected"].name == "ask" and view["selected"].inputs == {"question": "weather in Oslo?"}
+    assert names["llm-call"].inputs is None and names["llm-call"].model == "gpt-test"  # tree rows carry no payload
+    capped = store.ui_trace_view(built[1].chat_trace, max_spans=1)
+    assert capped["truncated"] and [s.name for s in capped["trace"].spans] == ["ask"]

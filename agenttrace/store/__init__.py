@@ -472,19 +472,23 @@ class DuckDBStore:
     def ui_session_traces(self, session_id: str, limit: int = 500) -> list[dict[str, Any]]:
         return self._run(True, _ui_queries.session_traces, session_id, limit)
 
+    def ui_trace_view(self, trace_id: str, span_id: str | None = None, max_spans: int = 5_000) -> dict[str, Any]:
+        """A trace for its page: spans without payloads, one span whole, assessments (see _ui_queries)."""
+        return self._run(True, _ui_queries.trace_view, trace_id, span_id, max_spans)
+
     def delete_trace(self, trace_id: str) -> bool:
         """Delete one trace with its spans and assessments; False if there was none."""
         return self._run(False, _ui_queries.delete_trace, trace_id)
 
     def ui_eval_page(
         self, ref: str, sort: str = "position", descending: bool = False, offset: int = 0, limit: int = 200
-    ) -> tuple[dict[str, Any], list[dict[str, Any]], int, dict[str, list[Any]]]:
-        """(run, a sorted page of its records, record count, every value per scorer) in one read."""
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], int, dict[str, list[Any]], list[dict[str, Any]]]:
+        """(run, a sorted page of its records, record count, every value per scorer, recent runs) in one read."""
 
         def work(con: duckdb.DuckDBPyConnection) -> Any:
             run, records, total = _ui_queries.eval_page(con, ref, sort, descending, offset, limit)
             values = _ui_queries.eval_score_values(con, run["eval_run_id"], run["scorers"])
-            return run, records, total, values
+            return run, records, total, values, _ui_queries.recent_eval_runs(con, 50)
 
         return self._run(True, work)
 

@@ -11,15 +11,18 @@ Trace rows go by the declared column names (`agenttrace.schema.TRACE_COLUMNS`), 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import duckdb
 
-from agenttrace.errors import EvaluationError
-from agenttrace.schema import TRACE_COLUMNS, Kind
+from agenttrace.errors import EvaluationError, TraceNotFoundError
+from agenttrace.records import SpanRecord, Trace, TraceInfo
+from agenttrace.schema import TRACE_COLUMNS, Kind, span_record, trace_info
 from agenttrace.store._codec import loads
 from agenttrace.store._evaluation import resolve_eval_run
 from agenttrace.store._filters import compile_filter, compile_order_by
+from agenttrace.store._queries import load_assessments
 
 __all__ = [
     "delete_trace",
@@ -28,9 +31,11 @@ __all__ = [
     "eval_trace_ids",
     "experiment_names",
     "latest_feedback",
+    "recent_eval_runs",
     "session_page",
     "session_traces",
     "trace_page",
+    "trace_view",
 ]
 
 _LIST_COLUMNS = (
@@ -169,6 +174,47 @@ def session_traces(con: duckdb.DuckDBPyConnection, session_id: str, limit: int) 
     return rows
 
 
+# By the records' field names, as the store's other readers.
+_INFO_NAMES = [f.name for f in fields(TraceInfo)]
+_INFO_SELECT = "SELECT " + ", ".join(_INFO_NAMES) + " FROM traces WHERE trace_id = ?"
+_SPAN_FIELDS = [f.name for f in fields(SpanRecord)]
+_SPAN_SELECT = "SELECT " + ", ".join(_SPAN_FIELDS) + " FROM spans WHERE trace_id = ? AND span_id = ?"
+# What the span tree and timeline need: no payloads, attributes or events.
+_TREE_COLUMNS = (
+    "trace_id", "span_id", "parent_span_id", "name", "span_type", "status", "status_message", "start_time_ns",
+    "end_time_ns", "duration_ms", "model", "provider", "input_tokens", "output_tokens",
+)  # fmt: skip
+
+
+def trace_view(con: duckdb.DuckDBPyConnection, trace_id: str, span_id: str | None, max_spans: int) -> dict[str, Any]:
+    """A trace for its page: the summary, every span without its payloads (up to `max_spans`), one
+    span whole (`span_id`, else the root) and the assessments.
+
+    A trace's payloads are decoded for the one span shown, not for all of them: a trace of
+    thousands of spans opens as fast as its tree can be drawn.
+    """
+    row = con.execute(_INFO_SELECT, [trace_id]).fetchone()
+    if row is None:
+        raise TraceNotFoundError(f"no trace with id {trace_id!r} in the store; list ids with `agenttrace traces list`")
+    info = trace_info(dict(zip(_INFO_NAMES, row, strict=True)))
+    cursor = con.execute(
+        f"SELECT {', '.join(_TREE_COLUMNS)} FROM spans WHERE trace_id = ? ORDER BY start_time_ns, span_id LIMIT ?",
+        [trace_id, max_spans + 1],
+    )
+    spans = [span_record(dict(zip(_TREE_COLUMNS, r, strict=True))) for r in cursor.fetchall()]
+    truncated = len(spans) > max_spans
+    tree = Trace(info=info, spans=spans[:max_spans], assessments=load_assessments(con, trace_id))
+    wanted = span_id if span_id and any(s.span_id == span_id for s in tree.spans) else None
+    if wanted is None and tree.root is not None:
+        wanted = tree.root.span_id
+    selected = None
+    if wanted is not None:
+        full = con.execute(_SPAN_SELECT, [trace_id, wanted]).fetchone()
+        if full is not None:
+            selected = span_record(dict(zip(_SPAN_FIELDS, full, strict=True)))
+    return {"trace": tree, "selected": selected, "truncated": truncated}
+
+
 def delete_trace(con: duckdb.DuckDBPyConnection, trace_id: str) -> bool:
     """Delete one trace with its spans and assessments; False if there was none."""
     con.execute("BEGIN TRANSACTION")
@@ -249,6 +295,13 @@ def eval_score_values(con: duckdb.DuckDBPyConnection, run_id: str, scorers: Sequ
         cells = ((row[2 * i], row[2 * i + 1]) for row in rows)
         out[scorer] = [None if error else loads(value) for value, error in cells if value is not None or error]
     return out
+
+
+def recent_eval_runs(con: duckdb.DuckDBPyConnection, limit: int) -> list[dict[str, Any]]:
+    """The newest runs' ids, names and start times: the choices of a "compare with" picker."""
+    return _rows(
+        con.execute("SELECT eval_run_id, name, started_ns FROM eval_runs ORDER BY started_ns DESC LIMIT ?", [limit])
+    )
 
 
 def eval_trace_ids(con: duckdb.DuckDBPyConnection, ref: str) -> dict[str, str | None]:

@@ -64,10 +64,9 @@ def eval_run(
 
     def build() -> HTMLResponse:
         store = store_of(request)
-        run, records, total, values = store.ui_eval_page(run_ref, sort, bool(desc), (page_no - 1) * PAGE_SIZE,
-                                                         PAGE_SIZE)  # fmt: skip
-        others = [r for r in store.list_eval_runs(50).to_dict(orient="records")
-                  if r["eval_run_id"] != run["eval_run_id"]]  # fmt: skip
+        offset = (page_no - 1) * PAGE_SIZE
+        run, records, total, values, recent = store.ui_eval_page(run_ref, sort, bool(desc), offset, PAGE_SIZE)
+        others = [r for r in recent if r["eval_run_id"] != run["eval_run_id"]]
         return page(
             request, "eval_run.html", run=run, records=records, total=total, values=values, sort=sort, desc=desc,
             page_no=page_no, page_size=PAGE_SIZE, others=others, state={"sort": sort, "desc": desc},

@@ -22,6 +22,8 @@ PAGE_SIZE = 50
 # Columns the list sorts by (the filter language's names), in the order shown.
 SORTABLE = ("start_time", "name", "status", "duration_ms", "total_tokens", "session_id", "user_id", "agent_version")
 _MAX_SCORE_COLUMNS = 8
+# Spans drawn in a trace's tree: a trace of 30,000 spans opens with its first 5,000 (by start).
+MAX_SPANS = 5_000
 
 
 def _list_params(
@@ -109,12 +111,13 @@ def trace(request: Request, trace_id: str, span: str | None = None) -> HTMLRespo
     """One trace: span tree beside a waterfall, the selected span's details, assessments, feedback form."""
 
     def build() -> HTMLResponse:
-        found = store_of(request).get_trace(trace_id)
+        view = store_of(request).ui_trace_view(trace_id, span, MAX_SPANS)
+        found, selected = view["trace"], view["selected"]
         rows = _views.span_rows(found)
         by_id = {r.span.span_id: r.span for r in rows}
-        selected = by_id.get(span or "") or (rows[0].span if rows else None)
         return page(
             request, "trace.html", trace=found, info=found.info, rows=rows, selected=selected,
+            truncated=view["truncated"], max_spans=MAX_SPANS,
             chat_in=_views.chat_view(selected, "in") if selected else None,
             chat_out=_views.chat_view(selected, "out") if selected else None,
             exceptions=_views.exceptions(selected) if selected else [],
