@@ -72,6 +72,11 @@ class Settings:
     export_batch_size: int = 8192
     schedule_delay_ms: int = 1000
     lock_timeout_s: float = 10.0
+    # The longest a finished span waits before its write starts: about what kill -9 can lose.
+    flush_interval_s: float = 1.0
+    # The longest the program's exit (or a SIGTERM) waits for spans still being written or sent;
+    # what is left after it is counted and reported.
+    exit_timeout_s: float = 5.0
     # Off in production (internal errors are logged and counted); the test suite turns it on.
     raise_internal_errors: bool = False
     # OTLP export (also read from the standard OTEL_EXPORTER_OTLP_* variables, below AGENTTRACE_*).
@@ -108,6 +113,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "export_batch_size": int,
     "schedule_delay_ms": int,
     "lock_timeout_s": float,
+    "flush_interval_s": float,
+    "exit_timeout_s": float,
     "raise_internal_errors": _parse_bool,
     "otlp_endpoint": _parse_store,
     "otlp_protocol": str,
@@ -294,6 +301,8 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "export_batch_size": int,
     "schedule_delay_ms": int,
     "lock_timeout_s": (int, float),
+    "flush_interval_s": (int, float),
+    "exit_timeout_s": (int, float),
     "raise_internal_errors": bool,
 }
 # Text settings that may be left unset (None) but, when set, must be non-blank text. Nothing more is
@@ -312,6 +321,9 @@ def _validate(s: Settings) -> None:
     for name in ("max_queue_size", "export_batch_size", "schedule_delay_ms"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(s, name)}")
+    for name in ("flush_interval_s", "exit_timeout_s"):
+        if not getattr(s, name) > 0:
+            raise ConfigError(f"{name} must be a number of seconds above 0, got {getattr(s, name)}")
     if not 0.0 <= s.sample_rate <= 1.0:
         raise ConfigError(f"sample_rate must be between 0 and 1, got {s.sample_rate}")
     if s.max_payload_bytes < 64:

@@ -5,12 +5,20 @@ on its worker thread with a batch; it appends the batch in one transaction and r
 instead of raising. `CountingBatchProcessor` wraps that processor so nothing is dropped silently:
 it knows how many spans are pending (ended but not yet exported), refuses new ones itself when the
 bound is reached, and counts them, so the count is exact and can be shown.
+
+Time bounds what a crash can lose: a span waits at most about `flush_interval_s` before its write
+starts (the exporter writes rows held for a quarter of it, and the processor wakes eight times per
+interval), so kill -9 loses about that much work. A store another process keeps locked costs no
+span: the exporter keeps its rows and tries again at the next batch or flush, while the gate in
+front bounds (and counts) what waits. After a fork both reset to the child's own counts and rows.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +26,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from agenttrace.errors import BatchRejectedError, StoreError
+from agenttrace.errors import BatchRejectedError, StoreError, StoreLockedError
 from agenttrace.otel.convert import spans_to_rows
 from agenttrace.store import DuckDBStore
 
@@ -31,21 +39,32 @@ class StoreSpanExporter(SpanExporter):
     Called by BatchSpanProcessor on its worker thread with batches of `receive_batch` spans; it
     converts them to rows at once (freeing the span objects, which are costly for the garbage
     collector to keep) and writes when `write_batch` rows are waiting, when a batch arrives short
-    (the processor's queue ran dry: a lull), or on force_flush/shutdown. Never raises: a failed
-    write is logged (the first time at WARNING) and its spans counted in `failed`.
+    (the processor's queue ran dry: a lull), when the oldest row has waited half of
+    `flush_interval_s` / 4, or on force_flush/shutdown. Never raises: a failed write is logged (the
+    first time at WARNING) and its spans counted in `failed`; rows the store could not take only
+    because another process holds its lock are kept (`held`) and written at the next attempt.
     """
 
     def __init__(
-        self, store: DuckDBStore, *, receive_batch: int, write_batch: int, experiment: str | None = None
+        self,
+        store: DuckDBStore,
+        *,
+        receive_batch: int,
+        write_batch: int,
+        experiment: str | None = None,
+        flush_interval_s: float = 1.0,
     ) -> None:
         self.store = store
         self.experiment = experiment  # for spans whose resource names none (other instrumentation)
         self.receive_batch = receive_batch
         self.write_batch = write_batch
+        self.max_hold_s = flush_interval_s / 4
         self.exported = 0
         self.failed = 0
         self._rows: list[dict[str, Any]] = []
+        self._oldest = 0.0  # when the oldest row in _rows arrived (monotonic)
         self._warned = False
+        self._warned_locked = False
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -53,19 +72,47 @@ class StoreSpanExporter(SpanExporter):
             rows = spans_to_rows(spans, self.experiment)
         except Exception as exc:
             return self._fail(len(spans), exc)
+        now = time.monotonic()
         with self._lock:
+            if not self._rows:
+                self._oldest = now
             self._rows.extend(rows)
-            due = len(self._rows) >= self.write_batch or len(spans) < self.receive_batch
+            due = (
+                len(self._rows) >= self.write_batch
+                or len(spans) < self.receive_batch
+                or now - self._oldest >= self.max_hold_s
+            )
         return self._write() if due else SpanExportResult.SUCCESS
+
+    @property
+    def held(self) -> int:
+        """Rows converted but not written yet (waiting for a full batch, or for a locked store)."""
+        return len(self._rows)
 
     def _write(self) -> SpanExportResult:
         with self._lock:
             rows, self._rows = self._rows, []
             if not rows:
                 return SpanExportResult.SUCCESS
-            return self._append(rows)
+            try:
+                return self._append(rows)
+            except StoreLockedError as exc:
+                # Another process holds the file: keep the rows (the gate in front bounds them).
+                self._rows[:0] = rows
+                if not self._warned_locked:
+                    self._warned_locked = True
+                    logger.warning(
+                        "agenttrace: %s; %d spans are kept and written when it is free", exc, len(self._rows)
+                    )
+                return SpanExportResult.FAILURE
 
-    def _append(self, rows: list[dict[str, Any]]) -> SpanExportResult:
+    def at_fork_child(self) -> None:
+        """Start the child with no rows and no counts: the parent writes what it held."""
+        self._lock = threading.Lock()  # a lock the parent's worker held at the fork stays held
+        self._rows = []
+        self.exported = self.failed = 0
+
+    def _append(self, rows: list[dict[str, Any]], whole: bool = True) -> SpanExportResult:
         """Append rows; when the store refuses a batch, halve it until the bad rows stand alone.
 
         So one span the store cannot take costs that span, not the thousands written with it.
@@ -74,11 +121,15 @@ class StoreSpanExporter(SpanExporter):
         """
         try:
             self.store.append_spans(rows)
+        except StoreLockedError as exc:
+            if whole:
+                raise  # not the rows' fault: _write keeps them
+            return self._fail(len(rows), exc)  # part of a batch already half written: no duplicates
         except StoreError as exc:
             if len(rows) == 1 or not _row_level(exc):
                 return self._fail(len(rows), exc)
             middle = len(rows) // 2
-            first, second = self._append(rows[:middle]), self._append(rows[middle:])
+            first, second = self._append(rows[:middle], False), self._append(rows[middle:], False)
             return first if first is SpanExportResult.FAILURE else second
         except Exception as exc:
             return self._fail(len(rows), exc)
@@ -114,15 +165,36 @@ class CountingBatchProcessor(SpanProcessor):
     on_end runs on the user's thread: it compares spans ended against spans the exporter has
     finished with, and when `max_queue_size` are pending it drops the span itself and counts it,
     so the inner processor never discards one without our knowing.
+
+    With `max_wait_s` (the store's processor: `flush_interval_s`), it also keeps the writer ahead of
+    a busy program. Every MARK_EVERY spans it notes the time; when the oldest span not yet written
+    ended more than `max_wait_s` ago while the writer is making progress, the ending thread sleeps
+    (giving the writer the interpreter) until the writer has caught up, in steps of at most
+    BACKPRESSURE_STEP_S. So under load a crash loses about `max_wait_s` of work instead of a growing
+    backlog. A writer that makes no progress (a locked store) never slows the program: then the
+    queue bound applies.
     """
 
+    MARK_EVERY = 256
+    BACKPRESSURE_STEP_S = 0.1
+
     def __init__(
-        self, exporter: StoreSpanExporter, *, max_queue_size: int, export_batch_size: int, schedule_delay_ms: int
+        self,
+        exporter: StoreSpanExporter,
+        *,
+        max_queue_size: int,
+        export_batch_size: int,
+        schedule_delay_ms: int,
+        max_wait_s: float | None = None,
     ) -> None:
         self.exporter = exporter
         self.max_queue_size = max_queue_size
+        self.max_wait_s = max_wait_s
+        self._marks: deque[tuple[int, float]] = deque()  # (spans ended, when), oldest first
+        self._progress = (0, 0.0)  # (exporter.done, when it last moved)
         self.ended = 0
         self.dropped = 0
+        self.failed_before = 0  # the exporter's failures before this process forked off
         self._closed = False
         self._inner = BatchSpanProcessor(
             exporter,
@@ -155,10 +227,52 @@ class CountingBatchProcessor(SpanProcessor):
             return
         self.ended += 1
         self._inner.on_end(span)
+        if self.max_wait_s is not None and not self.ended % self.MARK_EVERY:
+            self._keep_writer_ahead(self.max_wait_s)
+
+    def _keep_writer_ahead(self, max_wait_s: float) -> None:
+        now = time.monotonic()
+        marks = self._marks
+        marks.append((self.ended, now))
+        done = self.exporter.done
+        while marks and marks[0][0] <= done:
+            marks.popleft()
+        if done != self._progress[0]:
+            self._progress = (done, now)
+        if not marks or now - marks[0][1] <= max_wait_s or now - self._progress[1] > 2 * max_wait_s:
+            return  # in time, or the writer is stuck (not slowed by us, the queue bound applies)
+        target, until = marks[0][0], now + self.BACKPRESSURE_STEP_S
+        while self.exporter.done < target and time.monotonic() < until and not self._closed:
+            time.sleep(0.002)
+
+    @property
+    def pending(self) -> int:
+        """Spans ended and accepted but not yet written or sent (nor counted failed)."""
+        return max(self.ended - self.exporter.done, 0)
+
+    @property
+    def failed(self) -> int:
+        """Spans the exporter finally could not write or send, in this process."""
+        return self.exporter.failed - self.failed_before
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Hand over and write everything queued; False if any of it failed or is still held."""
+        failed = self.exporter.failed
         # The inner processor hands over what it queued; the exporter then writes what it holds.
-        return self._inner.force_flush(timeout_millis) and self.exporter.force_flush(timeout_millis)
+        handed = self._inner.force_flush(timeout_millis)
+        written = self.exporter.force_flush(timeout_millis)
+        return handed and written and self.exporter.failed == failed and not getattr(self.exporter, "held", 0)
+
+    def at_fork_child(self) -> None:
+        """The child counts only its own spans (OpenTelemetry's processor empties its own queue)."""
+        reset = getattr(self.exporter, "at_fork_child", None)
+        if reset is not None:
+            reset()
+        self.ended = self.exporter.done  # nothing of the parent's is pending here
+        self.dropped = 0
+        self._marks = deque()
+        self._progress = (self.exporter.done, 0.0)
+        self.failed_before = self.exporter.failed
 
     def shutdown(self) -> None:
         self._closed = True

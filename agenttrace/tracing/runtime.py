@@ -1,7 +1,11 @@
 """The process-wide tracing runtime: settings, our provider, the store pipeline, the error guard.
 
 Built lazily at the first traced call (never at import) or by `configure()`. A store that cannot
-be opened turns tracing off with one warning; the program runs on untraced. `guard()` is the one
+be opened turns tracing off with one warning; the program runs on untraced. A store another
+process holds locked does not: the first traced call never waits for it (one attempt, then the
+exporter's worker retries while spans queue, bounded and counted). Exit, SIGTERM and the end of a
+multiprocessing child shut the runtime down within `exit_timeout_s` (`lifecycle`): what was not
+written or sent by then is counted, named by destination, and recorded in the store. `guard()` is the one
 place internal errors go: logged once per site and counted in production, re-raised when the
 setting `raise_internal_errors` is on (the test suite turns it on).
 """
@@ -11,20 +15,23 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import Tracer
 
 from agenttrace import config
-from agenttrace.errors import AgentTraceError
+from agenttrace.errors import AgentTraceError, StoreLockedError
 from agenttrace.otel import conventions as cv
 from agenttrace.otel.collector import TraceCollector
 from agenttrace.otel.exporter import CountingBatchProcessor, StoreSpanExporter
 from agenttrace.otel.otlp_export import remote_exporters
 from agenttrace.otel.provider import attach_to_global, build_provider, detach_from_global
-from agenttrace.store import DuckDBStore
+from agenttrace.store import DuckDBStore, _connection
+from agenttrace.tracing import lifecycle
 from agenttrace.tracing.serialize import Serializer
 
 logger = logging.getLogger("agenttrace")
@@ -56,9 +63,15 @@ class Runtime:
     def _build(self) -> None:
         processors: list[SpanProcessor] = []
         # Client mode (`uri`) sends spans to `agenttrace server` instead of opening the file.
+        # The processors wake eight times per flush interval, so no span waits longer than it.
+        delay_ms = max(1, min(self.settings.schedule_delay_ms, int(self.settings.flush_interval_s * 125)))
         if self.settings.store is not None and self.settings.uri is None:
             store = DuckDBStore(self.settings.store, lock_timeout_s=self.settings.lock_timeout_s)
-            store.initialise()
+            try:
+                # One attempt: a foreign or newer file is refused now, a locked one is retried later.
+                DuckDBStore(store.path, lock_timeout_s=0).initialise()
+            except StoreLockedError as exc:
+                logger.warning("agenttrace: %s; spans are queued and written once the store is free", exc)
             self.store = store
             # Spans leave the processor's queue in small batches (span objects are costly to keep),
             # and reach DuckDB in large ones (each transaction has a fixed cost).
@@ -69,10 +82,12 @@ class Runtime:
                     receive_batch=receive,
                     write_batch=self.settings.export_batch_size,
                     experiment=self.settings.experiment,
+                    flush_interval_s=self.settings.flush_interval_s,
                 ),
                 max_queue_size=self.settings.max_queue_size,
                 export_batch_size=receive,
-                schedule_delay_ms=self.settings.schedule_delay_ms,
+                schedule_delay_ms=delay_ms,
+                max_wait_s=self.settings.flush_interval_s / 2,
             )
             processors.append(self.store_processor)
         for exporter, batch_size in remote_exporters(self.settings):
@@ -80,7 +95,7 @@ class Runtime:
                 exporter,  # type: ignore[arg-type]  # counts like StoreSpanExporter: exported, failed, done
                 max_queue_size=self.settings.max_queue_size,
                 export_batch_size=batch_size,
-                schedule_delay_ms=self.settings.schedule_delay_ms,
+                schedule_delay_ms=delay_ms,
             )
             self.remote_processors.append(remote)
             processors.append(remote)
@@ -109,45 +124,118 @@ class Runtime:
         return self._collector
 
     def flush(self, timeout_ms: int = 30_000) -> bool:
+        """Write and send every span queued; False if any of it failed, is still held, or time ran out."""
         if self.provider is None:
             return True
         return self.provider.force_flush(timeout_ms)
 
-    def lost_spans(self) -> tuple[int, int]:
-        """(dropped at the queue bound, failed to store) since this runtime started."""
-        counted = [p for p in (self.store_processor, *self.remote_processors) if p is not None]
-        return sum(p.dropped for p in counted), sum(p.exporter.failed for p in counted)
+    def processors(self) -> list[CountingBatchProcessor]:
+        return [p for p in (self.store_processor, *self.remote_processors) if p is not None]
 
-    def shutdown(self) -> None:
+    def lost_spans(self) -> tuple[int, int]:
+        """(dropped at the queue bound, failed to store or send) since this runtime started."""
+        counted = self.processors()
+        return sum(p.dropped for p in counted), sum(p.failed for p in counted)
+
+    def flush_for_exit(self) -> bool:
+        """Flush on a thread of its own, waiting at most `exit_timeout_s`; whether it finished.
+
+        Its own thread, because the caller may be a signal handler that interrupted code holding a
+        lock the flush needs: then the wait ends at the timeout instead of never.
+        """
+        if self.provider is None:
+            return True
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                self.flush(int(self.settings.exit_timeout_s * 1000))
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="agenttrace-exit-flush", daemon=True).start()
+        return done.wait(self.settings.exit_timeout_s)
+
+    def at_fork_child(self) -> None:
+        """Forget the parent's counts and queued spans; this child writes its own."""
+        for processor in self.processors():
+            processor.at_fork_child()
+
+    def shutdown(self, exiting: bool = False) -> None:
+        """Write what is queued and stop; `exiting`: the process ends, so every wait is bounded."""
         if self.provider is None:
             return
         detach_from_global(self._global_processors)
-        self.flush()
-        self._report_losses()
-        self.provider.shutdown()
-        self.provider = None
-        if self.store is not None:
-            self.store.release()
+        started = time.monotonic()
+        if exiting:
+            finished = self.flush_for_exit()
+            if not finished:
+                _connection.abandon_lock_waits()  # a write waiting on another process's lock gives up
+        else:
+            self.flush()
+        unwritten = {id(p): p.pending for p in self.processors()}
+        self._report_losses(unwritten)
+        provider, self.provider = self.provider, None
+        if exiting:
+            left = max(self.settings.exit_timeout_s - (time.monotonic() - started), 0.1)
+            _bounded(provider.shutdown, left)
+            if self.store is not None:
+                _connection.release(self.store.path, wait_s=left)
+        else:
+            provider.shutdown()
+            if self.store is not None:
+                self.store.release()
 
-    def _report_losses(self) -> None:
-        dropped, failed = self.lost_spans()
-        if not (dropped or failed):
+    def _report_losses(self, unwritten: dict[int, int]) -> None:
+        """Warn about every span not stored or sent, per destination, and record it in the store."""
+        local, any_lost = (0, 0, 0), False
+        for processor in self.processors():
+            lost = (processor.dropped, processor.failed, unwritten.get(id(processor), 0))
+            if not any(lost):
+                continue
+            any_lost = True
+            if processor is self.store_processor:
+                local = lost
+                where = f"store {self.store.path if self.store else ''}"
+                hint = "see `agenttrace status`"
+            elif self.settings.uri is not None and processor is self.remote_processors[0]:
+                where = f"the server at {self.settings.uri}"
+                hint = "the server did not take them: check that it runs (GET /health) and read its log"
+            else:
+                where = f"the OTLP collector at {self.settings.otlp_endpoint}"
+                hint = "the collector did not take them" + (
+                    "; every span is in the store, so nothing is lost there" if self.store_processor else ""
+                )
+            logger.warning(
+                "agenttrace lost %d spans meant for %s (%d dropped at the queue bound, %d failed, "
+                "%d still pending when tracing stopped, exit_timeout_s=%g); %s",
+                sum(lost), where, *lost, self.settings.exit_timeout_s, hint,
+            )  # fmt: skip
+        if self.store is None or not any_lost:
             return
-        logger.warning(
-            "agenttrace lost %d spans (%d dropped at the queue bound, %d failed to store); "
-            "see `agenttrace status`", dropped + failed, dropped, failed,
-        )  # fmt: skip
-        if self.store is not None:
-            store = self.store_processor
-            local = (store.dropped, store.exporter.failed) if store is not None else (0, 0)
-            try:
-                self.store.add_counter("dropped_spans", local[0])
-                self.store.add_counter("failed_spans", local[1])
-                # Spans the OTLP export lost (they may still be in this store): counted apart.
-                self.store.add_counter("otlp_dropped_spans", dropped - local[0])
-                self.store.add_counter("otlp_failed_spans", failed - local[1])
-            except AgentTraceError:
-                pass  # the store is what failed; the warning above is all we can do
+        remote = [p for p in self.remote_processors if self.settings.uri is None]
+        otlp = (
+            sum(p.dropped for p in remote),
+            sum(p.failed + unwritten.get(id(p), 0) for p in remote),
+        )
+        try:
+            for name, count in (
+                ("dropped_spans", local[0]),
+                ("failed_spans", local[1] + local[2]),
+                ("otlp_dropped_spans", otlp[0]),
+                ("otlp_failed_spans", otlp[1]),
+            ):
+                self.store.add_counter(name, count)  # zero too: `status` shows every count it knows
+        except AgentTraceError:
+            pass  # the store is what failed; the warning above is all we can do
+
+
+def _bounded(work: Callable[[], Any], timeout_s: float) -> bool:
+    """Run `work` on a daemon thread and wait at most `timeout_s`; whether it finished."""
+    thread = threading.Thread(target=work, name="agenttrace-exit", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return not thread.is_alive()
 
 
 RECEIVE_BATCH = 1024
@@ -178,6 +266,8 @@ def _install(overrides: dict[str, Any], settings: config.Settings | None = None)
         if not _atexit_registered:
             atexit.register(_at_exit)
             _atexit_registered = True
+        if _runtime.provider is not None:
+            lifecycle.install(lambda: _runtime)
         return _runtime
 
 
@@ -204,7 +294,7 @@ def reset() -> None:
 
 
 def flush(timeout_ms: int = 30_000) -> bool:
-    """Write every span still queued; returns False if the timeout passed first."""
+    """Write and send every span still queued; False if any failed, waits for the store, or timed out."""
     rt = _runtime
     return True if rt is None else rt.flush(timeout_ms)
 
@@ -212,7 +302,7 @@ def flush(timeout_ms: int = 30_000) -> bool:
 def _at_exit() -> None:
     rt = _runtime
     if rt is not None:
-        rt.shutdown()
+        rt.shutdown(exiting=True)
 
 
 def internal_error(site: str, exc: BaseException) -> None:
