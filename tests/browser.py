@@ -63,6 +63,7 @@ class Built:
         self.run_a = ""
         self.run_b = ""
         self.regressed: list[str] = []
+        self.run_id = ""
 
 
 _QUESTIONS = [
@@ -139,6 +140,7 @@ def build_store(path: Path) -> Built:
             s.set_outputs({"html": HOSTILE["tag"]})
         built.hostile_trace = agenttrace.search_traces("status = 'OK' AND name LIKE '<script>%'").trace_id.iloc[0]
         built.run_a, built.run_b = _eval_runs(built)
+        _run_and_agent(built)
     finally:
         agenttrace.flush()
         runtime.reset()
@@ -162,6 +164,24 @@ def _eval_runs(built: Built) -> tuple[str, str]:
     a = agenttrace.evaluate(data, good, scorers=["exact_match", "token_f1"], run_name="baseline")
     b = agenttrace.evaluate(data, worse, scorers=["exact_match", "token_f1"], run_name="candidate")
     return a.eval_run_id, b.eval_run_id
+
+
+def support_bot(question: str, config: dict[str, Any] | None = None) -> str:
+    """The registered agent of the UI test store."""
+    return f"{(config or {}).get('model')}: {question}"
+
+
+def _run_and_agent(built: Built) -> None:
+    with agenttrace.start_run(name="tuning", experiment="Default") as run:
+        agenttrace.log_params({"top_k": 5})
+        for step, loss in enumerate([0.9, 0.5, 0.3]):
+            agenttrace.log_metric("loss", loss, step=step)
+    built.run_id = run.run_id
+    agenttrace.register_agent("ui-bot", support_bot, config={"model": "small"}, prompts={"system": "Be brief."})
+    second = agenttrace.register_agent(
+        "ui-bot", support_bot, config={"model": "large"}, prompts={"system": "Be very brief."}
+    )
+    agenttrace.set_alias("ui-bot", "champion", second.version)
 
 
 def chromium_path() -> str | None:

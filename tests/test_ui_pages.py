@@ -236,3 +236,20 @@ def test_trace_view_decodes_only_the_shown_span_and_caps_the_tree(built: tuple[P
     assert names["llm-call"].inputs is None and names["llm-call"].model == "gpt-test"  # tree rows carry no payload
     capped = store.ui_trace_view(built[1].chat_trace, max_spans=1)
     assert capped["truncated"] and [s.name for s in capped["trace"].spans] == ["ask"]
+
+
+def test_a_run_shows_params_and_a_metric_chart_by_step(server: ServerThread, built: tuple[Path, Built]) -> None:
+    _, _, body = get(server, "/ui/runs")
+    assert "tuning" in body and "params.top_k" in body
+    _, _, body = get(server, f"/ui/runs/{built[1].run_id}")
+    assert "top_k" in body and body.count('<polyline class="series"') == 1 and "0.3000" in body
+
+
+def test_an_agent_shows_versions_aliases_and_a_diff(server: ServerThread) -> None:
+    _, _, body = get(server, "/ui/agents")
+    assert "/ui/agents/ui-bot" in body
+    _, _, body = get(server, "/ui/agents/ui-bot")
+    assert "@champion" in body and body.count("<tr><td>") >= 2
+    _, _, body = get(server, "/ui/agents/ui-bot/diff?a=1&b=champion")
+    assert "version 1 → 2" in body and "<code>model</code>" in body and "small" in body and "large" in body
+    assert '<span class="add">+Be very brief.</span>' in body
