@@ -225,9 +225,7 @@ def main() -> None:
                 ours, rest, size = paired(base, ui, api, args.rounds)
                 print(f"{label:30} {ours:8.1f} {rest:8.1f} {ours / rest:5.2f}x {size:9,}")
             floor = open_floor(path, args.rounds)
-            print(
-                f"floor: opening the file read-only, SELECT 1, closing it (every page and REST call does): {floor:.1f} ms"
-            )
+            print(f"floor: open the file read-only, SELECT 1, close it (every request does): {floor:.1f} ms")
         finally:
             proc.terminate()
             proc.wait(timeout=60)
