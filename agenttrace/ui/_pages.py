@@ -72,9 +72,16 @@ def guarded(request: Request, build: Callable[[], HTMLResponse]) -> HTMLResponse
         return error_page(request, exc)
 
 
+MAX_FORM_BYTES = 256 * 1024  # feedback with a long rationale fits; a form is never bigger
+
+
 async def posted_form(request: Request) -> dict[str, str] | None:
-    """The urlencoded form of a POST, or None when its CSRF token does not match the cookie."""
-    body = await request.body()
+    """The urlencoded form of a POST, or None when its CSRF token does not match the cookie (or it is too big)."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
     form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
     if not csrf_ok(read_cookie(request.headers.get("cookie"), CSRF_COOKIE), form.get("csrf")):
         return None
@@ -84,7 +91,7 @@ async def posted_form(request: Request) -> dict[str, str] | None:
 def forbidden(request: Request) -> HTMLResponse:
     return page(
         request, "error.html", status=403, kind="CSRF",
-        message="this form's security token is missing or stale; reload the page and submit again",
+        message="this form's security token is missing or stale (or the form is over 256 KB); reload and submit again",
     )  # fmt: skip
 
 
