@@ -14,6 +14,7 @@ import pytest
 import agenttrace
 from agenttrace.errors import BatchRejectedError, StoreError
 from agenttrace.otel.client_export import MAX_BODY_HEADER, ServerSpanExporter
+from agenttrace.server.limits import BytesInFlight
 from agenttrace.store import DuckDBStore
 from agenttrace.tracing import runtime
 from agenttrace.tracing.server_reads import ServerReads
@@ -94,7 +95,7 @@ def _hold_budget(srv: ServerThread, declared: int) -> socket.socket:
 
 
 def test_a_busy_server_is_retried_until_it_takes_the_spans(tmp_path: Path) -> None:
-    with ServerThread(tmp_path / "srv.duckdb", max_inflight_bytes=8_000) as srv:
+    with ServerThread(tmp_path / "srv.duckdb", in_flight=BytesInFlight(8_000, wait_s=0.3)) as srv:
         agenttrace.configure(store=None, uri=srv.url)
         held = _hold_budget(srv, 7_000)
         for i in range(40):

@@ -46,7 +46,8 @@ class _Both:
     def __init__(self, path: Path, max_inflight_bytes: int) -> None:
         self.http = ServerThread(path, store_class=_RefusingStore, max_inflight_bytes=max_inflight_bytes)
         self.writer = SpanWriter(self.http.store)
-        self.in_flight, self.counts = BytesInFlight(max_inflight_bytes), IngestCounts()
+        # A short wait for room before a refusal (5 s by default), so the test does not sit through it.
+        self.in_flight, self.counts = BytesInFlight(max_inflight_bytes, wait_s=0.3), IngestCounts()
         self.http.app_options.update(writer=self.writer, in_flight=self.in_flight, counts=self.counts)
 
     def __enter__(self) -> _Both:

@@ -104,7 +104,7 @@ class ServerSpanExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
             request = encode_spans(spans)
-            lost = self._deliver(request, len(spans), time.monotonic() + self.timeout_s)
+            lost = self._deliver(request, len(spans))
         except Exception as exc:  # never into the program: count the batch as lost
             lost = len(spans)
             self._note("error", f"could not send {len(spans)} spans to {self.url}: {exc!r}")
@@ -113,7 +113,7 @@ class ServerSpanExporter(SpanExporter):
             self.failed += lost
         return SpanExportResult.SUCCESS if not lost else SpanExportResult.FAILURE
 
-    def _deliver(self, request: ExportTraceServiceRequest, count: int, deadline: float) -> int:
+    def _deliver(self, request: ExportTraceServiceRequest, count: int) -> int:
         """Send the request in bodies under the limit; returns how many spans were lost."""
         body = request.SerializeToString()
         if len(body) > self.max_body_bytes:
@@ -125,31 +125,33 @@ class ServerSpanExporter(SpanExporter):
                     "bytes and was not sent; raise the server's --max-body-mb or lower max_payload_bytes",
                 )
                 return count
-            return sum(self._deliver(part, n, deadline) for part, n in parts)
-        status, response = self._post(body, deadline)
+            return sum(self._deliver(part, n) for part, n in parts)
+        status, response = self._post(body)
         if status == 200 and response is not None:
             return self._partial(response, count)
         if status == 413 and count > 1:
             if self.max_body_bytes >= len(body):  # no header, or one we cannot believe: halve
                 self.max_body_bytes = max(1, len(body) // 2)
-            return self._deliver(request, count, deadline)
+            return self._deliver(request, count)
         reason = _why(status, response, self.timeout_s)
         self._note(f"status {status}", f"agenttrace server at {self.url} did not take {count} spans: {reason}")
         return count
 
-    def _post(self, body: bytes, deadline: float) -> tuple[int, requests.Response | None]:
-        """POST with retries on busy answers and unreachable servers until the deadline; (status, response).
+    def _post(self, body: bytes) -> tuple[int, requests.Response | None]:
+        """POST, retrying busy answers and an unreachable server for `timeout_s`; (status, response).
 
+        Each body gets its own window, so a batch cut into many bodies is not cut short by a slow
+        server; a server that stayed unreachable for a whole window gets one try per body until it
+        answers again, so a program exiting with its server down is not held a window per body.
         Status 0 means no answer at all.
         """
-        attempt = 0
+        attempt, deadline = 0, time.monotonic() + self.timeout_s
         while True:
             attempt += 1
-            remaining = deadline - time.monotonic()
             retry_after: float | None = None
             try:
                 self.requests += 1
-                response = self._session.post(self.url, data=body, timeout=max(1.0, min(remaining, 30.0)))
+                response = self._session.post(self.url, data=body, timeout=max(self.timeout_s, 5.0))
             except requests.RequestException as exc:
                 status, answer = 0, None
                 self._last_error = exc

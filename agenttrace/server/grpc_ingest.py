@@ -50,7 +50,7 @@ class _TraceService:
             header = dict(context.invocation_metadata()).get("authorization")
             if not token_matches(header, self.auth_token):
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-        if not self.in_flight.try_reserve(len(body)):
+        if not self.in_flight.reserve(len(body)):
             text = f"{self.in_flight.held:,} bytes of other requests are in flight; retry shortly"
             self.counts.refused("busy", f"RESOURCE_EXHAUSTED to {context.peer()}: {text}")
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, text)

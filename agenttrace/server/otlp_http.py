@@ -23,7 +23,7 @@ import zlib
 from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from agenttrace.errors import BatchRejectedError, IngestError
@@ -92,7 +92,9 @@ class OTLPHttpReceiver:
             return self._error(413, f"{exc}; send smaller requests (the server's --max-body-mb)", content_type)
         except _Busy as exc:
             self.counts.refused("busy", f"503 to {_peer(request)}: {exc}")
-            return self._error(503, str(exc), content_type, retry_after="1")
+            return self._error(503, str(exc), content_type, retry_after=str(self.in_flight.retry_after()))
+        except ClientDisconnect:  # the sender went away mid-body: nobody reads an answer
+            return Response(status_code=400)
         finally:
             self.in_flight.release(held[0])
 
@@ -132,18 +134,24 @@ class OTLPHttpReceiver:
         if n <= 0:
             return
         if not self.in_flight.try_reserve(n):
-            raise _Busy(
-                f"{self.in_flight.held:,} bytes of other requests are in flight (bound {self.in_flight.limit:,}); "
-                "retry shortly"
-            )
+            raise self._busy()
         held[0] += n
+
+    def _busy(self) -> _Busy:
+        return _Busy(
+            f"{self.in_flight.held:,} bytes of other requests are in flight (bound {self.in_flight.limit:,}); "
+            "retry shortly"
+        )
 
     async def _body(self, request: Request, held: list[int]) -> bytes:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit():
             if int(declared) > self.max_body_bytes:
                 raise _TooLarge(f"body of {declared} bytes is above the limit of {self.max_body_bytes} bytes")
-            self._reserve(int(declared), held)  # before reading it: a refused body is never held
+            # Before reading it: a body waiting for room, or refused, is never held in memory.
+            if not await self.in_flight.reserve_async(int(declared)):
+                raise self._busy()
+            held[0] += int(declared)
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
