@@ -89,8 +89,7 @@ def test_round_trip_backup_during_writes_restore_elsewhere_every_row_equal(store
     assert set(before["traces"]) <= set(snapshot["traces"])
     assert len(snapshot["traces"]) > len(before["traces"])  # and it caught the other process mid-run
 
-    elsewhere = tmp_path / "elsewhere" / "restored.duckdb"
-    elsewhere.parent.mkdir()
+    elsewhere = tmp_path / "elsewhere" / "restored.duckdb"  # a folder that does not exist yet
     result = CliRunner().invoke(cli, ["store", "restore", str(backup), "--store", str(elsewhere)])
     assert result.exit_code == 0, result.output
     assert _rows(elsewhere) == snapshot
@@ -147,6 +146,8 @@ def test_backup_into_a_folder_and_over_an_existing_file(store_path: Path, tmp_pa
     assert again.exit_code == 2 and "--force" in again.output
     forced = CliRunner().invoke(cli, ["store", "backup", str(made), "--store", str(store_path), "--force"])
     assert forced.exit_code == 0, forced.output
+    itself = CliRunner().invoke(cli, ["store", "backup", str(store_path), "--store", str(store_path), "--force"])
+    assert itself.exit_code == 1 and "is the store itself" in itself.output
 
 
 def test_a_copy_that_differs_from_its_source_is_never_swapped_in(

@@ -237,6 +237,8 @@ def backup(store: Path, key: str | None, dest: Path, timeout_s: float) -> dict[s
     """
     if not store.exists():
         raise StoreError(f"no store at {store}; nothing to back up")
+    if dest.resolve() == store.resolve():
+        raise StoreError(f"{dest} is the store itself; back it up to another file")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_beside(dest)
     try:
@@ -285,6 +287,9 @@ def restore(source: Path, store: Path, key: str | None, force: bool, timeout_s: 
     """Replace `store` with the backup at `source`; refuse to drop newer writes unless `force`."""
     if not source.is_file():
         raise StoreError(f"no backup at {source}")
+    if source.resolve() == store.resolve():
+        raise StoreError(f"{source} is the store itself; restore from a backup file")
+    store.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_beside(store)
     with _exclusive([store]):
         con = _memory(key)
