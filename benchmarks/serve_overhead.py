@@ -2,7 +2,8 @@
 
 Serving: the same trivial agent (`echo(text) -> text`) behind
 - `agenttrace serve echo/1`: the real CLI (one uvicorn worker), every request traced to DuckDB;
-- baseline: a bare FastAPI endpoint on uvicorn, same body in and out, no tracing, no checks;
+- baseline: a bare FastAPI endpoint on uvicorn (a plain `def`, so FastAPI runs it on its thread
+  pool as serve runs a sync agent), same body in and out, no tracing, no checks;
 both started as processes in the same run. A load generator in a third process keeps
 `--concurrency` keep-alive connections busy for `--seconds` against one server at a time; the
 servers alternate for `--rounds` rounds. Reported per server: medians over rounds of requests per
@@ -33,15 +34,16 @@ AGENT = "def echo(text: str) -> str:\n    return text\n"
 BARE = """
 import json, sys
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import Response
 from echo_agent import echo
 
 app = FastAPI()
 
+# A sync agent behind FastAPI the idiomatic way: a plain `def` endpoint, which FastAPI runs on its
+# thread pool (as agenttrace serve runs a sync agent), reading the JSON body into a dict.
 @app.post("/invocations")
-async def invocations(request: Request) -> Response:
-    body = json.loads(await request.body())
+def invocations(body: dict) -> Response:
     return Response(json.dumps({"outputs": echo(**body)}), media_type="application/json")
 
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)

@@ -1,11 +1,13 @@
 """Calling the served agent for one request, under a trace, and answering in JSON or events.
 
-Every request is one trace whose root span is the request (`POST /invocations`): its inputs are
-the agent's arguments, its outputs the agent's result, with the HTTP status, the request id (also
-the trace's `request_id` metadata), the session and user from `x-session-id` / `x-user-id`, and
-the agent version stamped on it. The loaded agent's own AGENT span (and whatever the agent
-traces) nests below. A W3C `traceparent` header makes the root a child of the caller's span, so a
-traced client and the served agent are one trace.
+Every request is one trace whose root is one AGENT span named after the agent (the request and
+the agent's call are one span, so each request costs one span and its payloads are stored once):
+its inputs are the agent's arguments, its outputs the agent's result, with the HTTP route and
+status, the request id (the trace's `request_id` metadata), the session and user from
+`x-session-id` / `x-user-id`, and the agent version stamped on it. Whatever the agent traces
+nests below. The target is called with the registry's binding of the version's config and prompts
+(what `load_agent`'s callable does, without its own span). A W3C `traceparent` header makes the
+root a child of the caller's span, so a traced client and the served agent are one trace.
 
 Sync agents run on a thread pool (so a slow one holds a thread, not the event loop); async ones
 on the loop. A request longer than the timeout is answered 504 and its trace marked ERROR; the
@@ -22,17 +24,21 @@ import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from agenttrace.jsontext import dumps
+from agenttrace.otel import conventions as cv
 from agenttrace.serving._agent import AgentHolder, BadRequest, ServedAgent
 from agenttrace.tracing.context import wrap
 from agenttrace.tracing.serialize import Serializer
-from agenttrace.tracing.spans import span, update_current_trace
+from agenttrace.tracing.spans import span
 
 __all__ = ["Invoker"]
 
@@ -41,6 +47,7 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 # redacted or truncated (redaction and caps are for what is stored, not what the caller asked for).
 _RESPONSE = Serializer(max_bytes=1 << 62)
 _DONE = object()
+_READ = frozenset({b"x-request-id", b"x-session-id", b"x-user-id", b"traceparent", b"tracestate"})
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str]) -> Response:
@@ -77,40 +84,47 @@ class Invoker:
         return served.arguments(payload)
 
     @staticmethod
-    def _request_ids(request: Request) -> tuple[str, dict[str, str]]:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        return request_id, {"x-request-id": request_id}
+    def _request_ids(request: Request) -> tuple[dict[str, str], str, dict[str, str]]:
+        """(the headers we read, the request id, the response headers): the raw header list is read once."""
+        seen = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"] if k in _READ}
+        request_id = seen.get("x-request-id") or uuid.uuid4().hex
+        return seen, request_id, {"x-request-id": request_id}
 
     @staticmethod
-    def _root(served: ServedAgent, route: str, arguments: dict[str, Any]) -> span:
+    def _root(
+        served: ServedAgent, route: str, arguments: dict[str, Any], seen: dict[str, str], request_id: str
+    ) -> span:
+        # The request's facts go on the root span as the attributes update_current_trace would set:
+        # the span is the trace's root here, so there is nothing to merge with.
         attributes = {
             **served.loaded.identity.attributes,
             "http.request.method": "POST",
             "http.route": route,
+            cv.TRACE_METADATA: dumps({"request_id": request_id}),
         }
-        return span(f"POST {route}", span_type="CHAIN", inputs=arguments, attributes=attributes)
+        if "x-session-id" in seen:
+            attributes[cv.SESSION_ID] = seen["x-session-id"]
+        if "x-user-id" in seen:
+            attributes[cv.USER_ID] = seen["x-user-id"]
+        return span(served.loaded.name, span_type="AGENT", inputs=arguments, attributes=attributes)
 
     @staticmethod
-    def _annotate(request: Request, request_id: str) -> None:
-        update_current_trace(
-            metadata={"request_id": request_id},
-            session_id=request.headers.get("x-session-id"),
-            user_id=request.headers.get("x-user-id"),
-        )
+    def _parent(seen: dict[str, str]) -> Token[Context] | None:
+        """Attach the caller's context from a W3C traceparent header, if one came."""
+        return otel_context.attach(_PROPAGATOR.extract(seen)) if "traceparent" in seen else None
 
     async def invoke(self, request: Request) -> Response:
         served = self.holder.current  # read once: a swap reaches the next request, not this one
-        request_id, headers = self._request_ids(request)
+        seen, request_id, headers = self._request_ids(request)
         try:
             arguments = await self._body(request, served)
         except BadRequest as exc:
             return _json(400, {"error": str(exc), "error_type": "BadRequest"}, headers)
-        token = otel_context.attach(_PROPAGATOR.extract(request.headers))
+        token = self._parent(seen)
         trace_id = None
         try:
-            with self._root(served, "/invocations", arguments) as live:
+            with self._root(served, "/invocations", arguments, seen, request_id) as live:
                 trace_id = live.trace_id
-                self._annotate(request, request_id)
                 try:
                     outputs = await asyncio.wait_for(self._call(served, arguments), self.timeout_s)
                 except BaseException as exc:
@@ -125,50 +139,37 @@ class Invoker:
                 status, _error_body(served, exc, trace_id, self.timeout_s), {**headers, **_trace_header(trace_id)}
             )
         finally:
-            otel_context.detach(token)
+            if token is not None:
+                otel_context.detach(token)
         body = f'{{"outputs": {text}, "trace_id": {json.dumps(trace_id)}, "agent_version": {json.dumps(served.label)}}}'
         return Response(body, media_type="application/json", headers={**headers, **_trace_header(trace_id)})
 
+    @staticmethod
+    def _bound(served: ServedAgent, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The target's keyword arguments: the registry's own binding of the version's config= and prompts=."""
+        return served.loaded._arguments((), arguments)[1]
+
     async def _call(self, served: ServedAgent, arguments: dict[str, Any]) -> Any:
-        loaded = served.loaded
+        fn, call = served.loaded.fn, self._bound(served, arguments)
         if served.kind == "async":
-            return await loaded(**arguments)
+            return await fn(**call)
         if served.kind == "async_generator":
-            return [item async for item in self._agen(served, arguments)]
+            return [item async for item in fn(**call)]
         loop = asyncio.get_running_loop()
         if served.kind == "generator":
-            return await loop.run_in_executor(self.pool, wrap(lambda: list(self._gen(served, arguments))))
-        return await loop.run_in_executor(self.pool, wrap(lambda: loaded(**arguments)))
-
-    @staticmethod
-    def _agent_span(served: ServedAgent, arguments: dict[str, Any]) -> tuple[span, Any]:
-        """The loaded agent's AGENT span for a generator agent (the registry's call would end it before
-        the first item), covering the whole iteration, and the target called with its bound config."""
-        loaded = served.loaded
-        _, call = loaded._arguments((), arguments)  # the registry's own binding of config= and prompts=
-        return span(loaded.name, span_type="AGENT", inputs=arguments, attributes=loaded.identity.attributes), call
+            return await loop.run_in_executor(self.pool, wrap(lambda: list(fn(**call))))
+        return await loop.run_in_executor(self.pool, wrap(lambda: fn(**call)))
 
     def _gen(self, served: ServedAgent, arguments: dict[str, Any]) -> Generator[Any, None, None]:
-        block, call = self._agent_span(served, arguments)
-        items = []
-        with block as live:
-            for item in served.loaded.fn(**call):
-                items.append(item)
-                yield item
-            live.set_outputs(items)
+        yield from served.loaded.fn(**self._bound(served, arguments))
 
     async def _agen(self, served: ServedAgent, arguments: dict[str, Any]) -> AsyncGenerator[Any, None]:
-        block, call = self._agent_span(served, arguments)
-        items = []
-        async with block as live:
-            async for item in served.loaded.fn(**call):
-                items.append(item)
-                yield item
-            live.set_outputs(items)
+        async for item in served.loaded.fn(**self._bound(served, arguments)):
+            yield item
 
     async def stream(self, request: Request) -> Response:
         served = self.holder.current
-        request_id, headers = self._request_ids(request)
+        seen, request_id, headers = self._request_ids(request)
         if not served.streams:
             message = f"{served.label} is not a generator agent; call POST /invocations for its one result"
             return _json(400, {"error": message, "error_type": "BadRequest"}, headers)
@@ -176,19 +177,17 @@ class Invoker:
             arguments = await self._body(request, served)
         except BadRequest as exc:
             return _json(400, {"error": str(exc), "error_type": "BadRequest"}, headers)
-        parent = _PROPAGATOR.extract(request.headers)
-        events = self._events(request, served, arguments, request_id, parent)
+        events = self._events(served, arguments, seen, request_id)
         return StreamingResponse(
             events, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"}
         )
 
     async def _events(
-        self, request: Request, served: ServedAgent, arguments: dict[str, Any], request_id: str, parent: Any
+        self, served: ServedAgent, arguments: dict[str, Any], seen: dict[str, str], request_id: str
     ) -> AsyncIterator[str]:
-        token = otel_context.attach(parent)
+        token = self._parent(seen)
         try:
-            with self._root(served, "/invocations/stream", arguments) as live:
-                self._annotate(request, request_id)
+            with self._root(served, "/invocations/stream", arguments, seen, request_id) as live:
                 yield _event("start", {"trace_id": live.trace_id, "agent_version": served.label})
                 items: list[Any] = []
                 try:
@@ -205,7 +204,8 @@ class Invoker:
         except Exception:
             pass  # the error event was sent and the trace holds the stack; the server stays up
         finally:
-            otel_context.detach(token)
+            if token is not None:
+                otel_context.detach(token)
 
     async def _items(self, served: ServedAgent, arguments: dict[str, Any]) -> AsyncIterator[Any]:
         """The agent's items; the timeout bounds the wait for each one."""
