@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -194,3 +196,28 @@ def test_a_key_given_explicitly_is_not_replaced_by_a_later_store_object(
     assert later.count_traces() == 0
     _connection.forget_prepared()
     assert _is_encrypted(path, "given")
+
+
+# Another process holding the encrypted file through its own ATTACH, as an encrypted store's writer does.
+_HOLDER = """
+import sys, time
+import duckdb
+con = duckdb.connect(":memory:")
+con.execute(f"ATTACH '{sys.argv[1]}' AS s (ENCRYPTION_KEY 'lock-key', READ_ONLY)")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def test_another_process_holding_an_encrypted_store_is_waited_for_then_read(tmp_path: Path) -> None:
+    path = tmp_path / "shared.duckdb"
+    DuckDBStore(path, encryption_key="lock-key").initialise()
+    _connection.release()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path), "1.0"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    assert holder.poll() is None  # still holding it when the writer comes
+    # A writer's open meets the lock: retried as a lock (not reported as a key problem), then it succeeds.
+    DuckDBStore(path, encryption_key="lock-key", lock_timeout_s=30).add_counter("probe", 1)
+    holder.wait(30)
+    assert DuckDBStore(path, encryption_key="lock-key").stats().get("probe") == 1
