@@ -93,7 +93,7 @@ def _scan(store: Path) -> int:
     con = duckdb.connect(str(store))
     try:
         for (table,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall():
-            con.execute(f'SELECT * FROM "{table}"').fetch_arrow_table()
+            con.execute(f'SELECT * FROM "{table}"').to_arrow_table()
         return int(con.execute("SELECT count(*) FROM traces").fetchone()[0])  # type: ignore[index]
     finally:
         con.close()

@@ -195,6 +195,7 @@ class CountingBatchProcessor(SpanProcessor):
         self.ended = 0
         self.dropped = 0
         self.failed_before = 0  # the exporter's failures before this process forked off
+        self._failed_at_flush = 0  # the exporter's failures when flush last reported them
         self._closed = False
         self._inner = BatchSpanProcessor(
             exporter,
@@ -256,12 +257,14 @@ class CountingBatchProcessor(SpanProcessor):
         return self.exporter.failed - self.failed_before
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Hand over and write everything queued; False if any of it failed or is still held."""
-        failed = self.exporter.failed
+        """Hand over and write everything queued; False if a span failed since the last flush or is still held."""
         # The inner processor hands over what it queued; the exporter then writes what it holds.
         handed = self._inner.force_flush(timeout_millis)
         written = self.exporter.force_flush(timeout_millis)
-        return handed and written and self.exporter.failed == failed and not getattr(self.exporter, "held", 0)
+        failed = self.exporter.failed
+        clean = failed == self._failed_at_flush
+        self._failed_at_flush = failed
+        return handed and written and clean and not getattr(self.exporter, "held", 0)
 
     def at_fork_child(self) -> None:
         """The child counts only its own spans (OpenTelemetry's processor empties its own queue)."""
@@ -272,7 +275,7 @@ class CountingBatchProcessor(SpanProcessor):
         self.dropped = 0
         self._marks = deque()
         self._progress = (self.exporter.done, 0.0)
-        self.failed_before = self.exporter.failed
+        self.failed_before = self._failed_at_flush = self.exporter.failed
 
     def shutdown(self) -> None:
         self._closed = True

@@ -241,6 +241,10 @@ def release(path: Path | None = None, *, wait_s: float | None = None) -> bool:
     """
     state = _state
     if not state.lock.acquire(timeout=-1 if wait_s is None else wait_s):
+        # The process is exiting with a write still running on another thread: never let the
+        # interpreter's teardown destroy a connection in use (DuckDB would abort the process).
+        for held in list(state.held.values()):
+            _leak(held.con)
         return False
     try:
         for key in list(state.held):

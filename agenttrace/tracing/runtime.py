@@ -167,24 +167,26 @@ class Runtime:
             return
         detach_from_global(self._global_processors)
         started = time.monotonic()
-        if exiting:
-            finished = self.flush_for_exit()
-            if not finished:
-                _connection.abandon_lock_waits()  # a write waiting on another process's lock gives up
-        else:
-            self.flush()
-        unwritten = {id(p): p.pending for p in self.processors()}
-        self._report_losses(unwritten)
+        if exiting and not self.flush_for_exit():
+            _connection.abandon_lock_waits()  # a write waiting on another process's lock gives up
         provider, self.provider = self.provider, None
         if exiting:
-            left = max(self.settings.exit_timeout_s - (time.monotonic() - started), 0.1)
-            _bounded(provider.shutdown, left)
-            if self.store is not None:
-                _connection.release(self.store.path, wait_s=left)
+            _bounded(provider.shutdown, max(self.settings.exit_timeout_s - (time.monotonic() - started), 0.1))
         else:
+            provider.force_flush()
             provider.shutdown()
-            if self.store is not None:
-                self.store.release()
+        self._release(exiting)
+        # Counted last, so a write that finished during the waits above is not reported lost.
+        self._report_losses({id(p): p.pending for p in self.processors()})
+        self._release(exiting)
+
+    def _release(self, exiting: bool) -> None:
+        if self.store is None:
+            return
+        if exiting:  # a write already running is let finish (one batch); a wait for a lock is not
+            _connection.release(self.store.path, wait_s=2.0)
+        else:
+            self.store.release()
 
     def _report_losses(self, unwritten: dict[int, int]) -> None:
         """Warn about every span not stored or sent, per destination, and record it in the store."""
