@@ -182,6 +182,8 @@ def _run_and_agent(built: Built) -> None:
         "ui-bot", support_bot, config={"model": "large"}, prompts={"system": "Be very brief."}
     )
     agenttrace.set_alias("ui-bot", "champion", second.version)
+    records = [{"id": "a1", "inputs": {"question": "hi"}, "expectations": {"expected_response": "large: hi"}}]
+    agenttrace.evaluate(records, agenttrace.load_agent("ui-bot@champion"), scorers=["exact_match"], run_name="bot-eval")
 
 
 def chromium_path() -> str | None:

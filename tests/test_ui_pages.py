@@ -250,6 +250,8 @@ def test_an_agent_shows_versions_aliases_and_a_diff(server: ServerThread) -> Non
     assert "/ui/agents/ui-bot" in body
     _, _, body = get(server, "/ui/agents/ui-bot")
     assert "@champion" in body and body.count("<tr><td>") >= 2
+    quality = body[body.index("Quality over time") : body.index("<h2>Versions")]
+    assert quality.count('<polyline class="series"') == 1 and "exact_match" in quality  # version 2's one run
     _, _, body = get(server, "/ui/agents/ui-bot/diff?a=1&b=champion")
     assert "version 1 → 2" in body and "<code>model</code>" in body and "small" in body and "large" in body
     assert '<span class="add">+Be very brief.</span>' in body

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -27,6 +28,12 @@ def _fmt(value: float) -> str:
     if value == int(value) and abs(value) < 1e6:
         return str(int(value))
     return f"{value:.3g}"
+
+
+def _x_text(value: float, is_time: bool) -> str:
+    if not is_time:
+        return _fmt(value)
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _bins(values: Sequence[Any]) -> list[tuple[str, int, str]]:
@@ -89,8 +96,13 @@ def histogram(values: Sequence[Any], title: str = "") -> Markup:
     return Markup("".join(parts))
 
 
-def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], title: str = "", x_label: str = "") -> Markup:
-    """One line per named series of (x, y) points, with a legend; for metric histories and quality over time."""
+def line_chart(
+    series: Mapping[str, Sequence[tuple[float, float]]], title: str = "", x_label: str = "", x_time: bool = False
+) -> Markup:
+    """One line per named series of (x, y) points, with a legend; for metric histories and quality over time.
+
+    With `x_time`, x is seconds since the epoch and its ends are labelled as UTC dates.
+    """
     points = [p for s in series.values() for p in s if math.isfinite(p[0]) and math.isfinite(p[1])]
     width, height = 480, 200
     plot_w, plot_h = width - _PAD_L - 10, height - _PAD_B - _PAD_T - 14
@@ -118,9 +130,9 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], title: str =
         f'<line x1="{_PAD_L}" y1="{base}" x2="{_PAD_L}" y2="{base - plot_h}" stroke="#999"/>',
         f'<text x="{_PAD_L - 4}" y="{base}" font-size="9" text-anchor="end">{escape(_fmt(y0))}</text>',
         f'<text x="{_PAD_L - 4}" y="{base - plot_h + 8}" font-size="9" text-anchor="end">{escape(_fmt(y1))}</text>',
-        f'<text x="{_PAD_L}" y="{base + 12}" font-size="9">{escape(_fmt(x0))}</text>',
-        f'<text x="{width - 6}" y="{base + 12}" font-size="9" text-anchor="end">{escape(_fmt(x1))} {escape(x_label)}'
-        "</text>",
+        f'<text x="{_PAD_L}" y="{base + 12}" font-size="9">{escape(_x_text(x0, x_time))}</text>',
+        f'<text x="{width - 6}" y="{base + 12}" font-size="9" text-anchor="end">{escape(_x_text(x1, x_time))} '
+        f"{escape(x_label)}</text>",
     ]
     for i, (name, pts) in enumerate(series.items()):
         colour = _PALETTE[i % len(_PALETTE)]

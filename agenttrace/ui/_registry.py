@@ -93,7 +93,7 @@ def agent(request: Request, name: str) -> HTMLResponse:
                 value = headline(summary)
                 if value is not None:
                     series = quality.setdefault(scorer, {}).setdefault(f"v{number_of.get(r['agent_version_id'])}", [])
-                    series.append((r["started_ns"] / 86_400e9, float(value)))  # days since the epoch
+                    series.append((r["started_ns"] / 1e9, float(value)))
         aliases: dict[int, list[str]] = {}
         for alias, number in (info.get("aliases") or {}).items():
             aliases.setdefault(int(number), []).append(alias)
