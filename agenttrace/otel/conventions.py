@@ -112,34 +112,68 @@ def span_type_of(attributes: Mapping[str, Any]) -> str:
     return "UNKNOWN"
 
 
+# The facts read from the first of several attributes, in precedence order, as one table: each
+# attribute read names its fact and its rank, so `map_span` finds them all in one pass over the
+# span's attributes instead of asking for every name each convention might use (about thirty
+# lookups, nearly all misses, for every span ingested).
+_FIRST_OF: dict[str, tuple[str, int]] = {
+    key: (fact, rank)
+    for fact, keys in (
+        ("model", MODEL_KEYS),
+        ("provider", PROVIDER_KEYS),
+        ("input_tokens", INPUT_TOKEN_KEYS),
+        ("output_tokens", OUTPUT_TOKEN_KEYS),
+        ("session_id", (SESSION_ID, "gen_ai.conversation.id")),
+        ("user_id", (USER_ID,)),
+        ("agent_name", (AGENT_NAME, "gen_ai.agent.name")),
+        *((column, (attribute,)) for column, attribute in LIFTED_COLUMNS),
+    )
+    for rank, key in enumerate(keys)
+}
+_COUNTS = frozenset({"input_tokens", "output_tokens"})
+# Facts whose attribute counts only when set (an empty session id falls through to the next name).
+_TRUTHY = frozenset({"session_id", "agent_name"})
+
+
 def map_span(attrs: Mapping[str, Any], events: list[dict[str, Any]], trusted: bool) -> dict[str, Any]:
     """Our columns from whichever conventions the span speaks (see the module docstring).
 
     `trusted` says our own payload attributes are JSON text made by our serializer (spans of this
     process); spans from outside have them checked like any other JSON they send.
     """
+    facts: dict[str, Any] = {}
+    ranks: dict[str, int] = {}
+    first_of = _FIRST_OF
+    for key, value in attrs.items():
+        slot = first_of.get(key)
+        if slot is None or value is None:
+            continue
+        fact, rank = slot
+        if rank < ranks.get(fact, 99) and (value or fact not in _TRUTHY):
+            facts[fact] = value
+            ranks[fact] = rank
+    for fact, value in facts.items():
+        if fact in _COUNTS:
+            facts[fact] = _int(value)
+        elif not isinstance(value, str):
+            facts[fact] = str(value)  # attributes anyone may set (user.id = 42) still fit a VARCHAR
     get = attrs.get
     span_type = span_type_of(attrs)
-    inputs, outputs = _payloads(attrs, events, span_type, trusted)
+    facts["span_type"] = span_type
+    facts["inputs"], facts["outputs"] = _payloads(attrs, events, span_type, trusted)
     tags = get(TRACE_TAGS)
+    if tags is None:
+        tags = get("tag.tags")
+        if tags is not None:
+            facts["tags"] = _openinference_tags(tags)
+    else:
+        facts["tags"] = _json_object(tags)
     metadata = get(TRACE_METADATA)
-    facts: dict[str, Any] = {
-        "span_type": span_type,
-        "inputs": inputs,
-        "outputs": outputs,
-        "model": _text(_first(get, MODEL_KEYS)),
-        "provider": _text(_first(get, PROVIDER_KEYS)),
-        "input_tokens": _int(_first(get, INPUT_TOKEN_KEYS)),
-        "output_tokens": _int(_first(get, OUTPUT_TOKEN_KEYS)),
-        "session_id": _text(get(SESSION_ID) or get("gen_ai.conversation.id")),
-        "user_id": _text(get(USER_ID)),
-        "tags": _json_object(tags) if tags is not None else _openinference_tags(get("tag.tags")),
-        "metadata": _json_object(metadata if metadata is not None else get("metadata")),
-        "agent_name": _text(get(AGENT_NAME) or get("gen_ai.agent.name")),
-        "attributes": _rest(attrs, trusted),
-    }
-    for column, attribute in LIFTED_COLUMNS:
-        facts[column] = _text(get(attribute))
+    if metadata is None:
+        metadata = get("metadata")
+    if metadata is not None:
+        facts["metadata"] = _json_object(metadata)
+    facts["attributes"] = _rest(attrs, trusted)
     return facts
 
 
@@ -313,32 +347,28 @@ _PAYLOAD_COPIES = ("llm.input_messages.", "llm.output_messages.", "gen_ai.input.
                    "retrieval.documents.")  # fmt: skip
 
 
+_COPY_VALUES = ((INPUTS, "input.value", "input.mime_type"), (OUTPUTS, "output.value", "output.mime_type"))
+_COPY_KEY = re.compile("^(?:" + "|".join(re.escape(p) for p in _PAYLOAD_COPIES) + ")", re.M)
+
+
 def _drop_payload_copies(attrs: Mapping[str, Any], rest: dict[str, Any]) -> None:
     """Keep each payload once: `input.value`/`output.value` equal to ours, and the message and
     document forms our export derives from ours, are dropped. Small copies (the span kind, the
     GenAI operation) stay as sent. Runs for every ingested span of ours, so the common case is two
-    comparisons and one scan of the keys."""
-    for key, prefix in ((INPUTS, "input"), (OUTPUTS, "output")):
-        value = attrs.get(key)
-        if value is not None and rest.get(f"{prefix}.value") == value:
-            del rest[f"{prefix}.value"]
-            if rest.get(f"{prefix}.mime_type") == _JSON_MIME:
-                del rest[f"{prefix}.mime_type"]
-    if any(k.startswith(_PAYLOAD_COPIES) for k in rest):
+    comparisons and one regular-expression scan of the keys, joined."""
+    for ours, copy, mime in _COPY_VALUES:
+        value = attrs.get(ours)
+        if value is not None and rest.get(copy) == value:
+            del rest[copy]
+            if rest.get(mime) == _JSON_MIME:
+                del rest[mime]
+    if _COPY_KEY.search("\n".join(rest)):
         from agenttrace.otel.otlp_export import with_conventions  # both directions share these names
 
         ours = {k: v for k, v in attrs.items() if k in LIFTED}
         for key, value in with_conventions(ours).items():
             if key.startswith(_PAYLOAD_COPIES) and rest.get(key) == value:
                 del rest[key]
-
-
-def _first(get: Callable[[str], Any], keys: tuple[str, ...]) -> Any:
-    for key in keys:
-        value = get(key)
-        if value is not None:
-            return value
-    return None
 
 
 def _text(value: Any) -> str | None:

@@ -69,18 +69,16 @@ def span_row(
             "experiment": experiment,
         }  # fmt: skip
     try:
-        row = cv.map_span(attributes, events, trusted)
+        facts = cv.map_span(attributes, events, trusted)
     except Exception as exc:  # conventions are best effort: the span is stored, with every attribute kept
-        row = _unmapped(attributes, exc)
-    if row["experiment"] is None:
-        row["experiment"] = experiment
-    row.update(
-        trace_id=trace_id, span_id=span_id, parent_span_id=parent_span_id, name=name, status="ERROR" if error else "OK",
-        status_message=status_message, start_time_ns=start_time_ns, end_time_ns=end_time_ns,
-        duration_ms=(end_time_ns - start_time_ns) / 1e6, events=events_json, resource=resource, scope=scope,
-        root_rank=root_rank,
-    )  # fmt: skip
-    return row
+        facts = _unmapped(attributes, exc)
+    # The span's own facts come last: an experiment the span names beats its resource's.
+    return {
+        "trace_id": trace_id, "span_id": span_id, "parent_span_id": parent_span_id, "name": name,
+        "status": "ERROR" if error else "OK", "status_message": status_message, "start_time_ns": start_time_ns,
+        "end_time_ns": end_time_ns, "duration_ms": (end_time_ns - start_time_ns) / 1e6, "events": events_json,
+        "resource": resource, "scope": scope, "root_rank": root_rank, "experiment": experiment, **facts,
+    }  # fmt: skip
 
 
 def _unmapped(attributes: dict[str, Any], exc: Exception) -> dict[str, Any]:
@@ -93,7 +91,7 @@ def _unmapped(attributes: dict[str, Any], exc: Exception) -> dict[str, Any]:
     if not _unmapped_warned:
         _unmapped_warned = True
         logger.warning("agenttrace could not read the conventions of a span (stored with its raw attributes): %r", exc)
-    return {"span_type": "UNKNOWN", "attributes": dumps(attributes), "experiment": None}
+    return {"span_type": "UNKNOWN", "attributes": dumps(attributes)}
 
 
 _unmapped_warned = False
