@@ -177,6 +177,7 @@ class CountingBatchProcessor(SpanProcessor):
 
     MARK_EVERY = 256
     BACKPRESSURE_STEP_S = 0.1
+    STUCK_S = 5.0  # a writer that wrote nothing for this long is waiting on the store, not slow
 
     def __init__(
         self,
@@ -191,7 +192,7 @@ class CountingBatchProcessor(SpanProcessor):
         self.max_queue_size = max_queue_size
         self.max_wait_s = max_wait_s
         self._marks: deque[tuple[int, float]] = deque()  # (spans ended, when), oldest first
-        self._progress = (0, 0.0)  # (exporter.done, when it last moved)
+        self._progress = (0, time.monotonic())  # (exporter.done, when it last moved)
         self.ended = 0
         self.dropped = 0
         self.failed_before = 0  # the exporter's failures before this process forked off
@@ -240,7 +241,7 @@ class CountingBatchProcessor(SpanProcessor):
             marks.popleft()
         if done != self._progress[0]:
             self._progress = (done, now)
-        if not marks or now - marks[0][1] <= max_wait_s or now - self._progress[1] > 2 * max_wait_s:
+        if not marks or now - marks[0][1] <= max_wait_s or now - self._progress[1] > self.STUCK_S:
             return  # in time, or the writer is stuck (not slowed by us, the queue bound applies)
         target, until = marks[0][0], now + self.BACKPRESSURE_STEP_S
         while self.exporter.done < target and time.monotonic() < until and not self._closed:
@@ -274,7 +275,7 @@ class CountingBatchProcessor(SpanProcessor):
         self.ended = self.exporter.done  # nothing of the parent's is pending here
         self.dropped = 0
         self._marks = deque()
-        self._progress = (self.exporter.done, 0.0)
+        self._progress = (self.exporter.done, time.monotonic())
         self.failed_before = self._failed_at_flush = self.exporter.failed
 
     def shutdown(self) -> None:
