@@ -27,10 +27,11 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_the_command_installs_then_checks_then_tests() -> None:
     steps = [step.strip() for step in _readme_command().split("&&")]
-    assert steps[1] == '.venv/bin/pip install -q -e ".[dev]"'
-    assert steps[2:] == [
+    assert steps[0] == "bash .ci/browser"  # the browser the UI tests drive (Debian's chromium)
+    assert steps[2] == '.venv/bin/pip install -q -e ".[dev]"'
+    assert steps[3:] == [
         ".venv/bin/ruff check .",
         ".venv/bin/ruff format --check .",
         ".venv/bin/mypy",  # packages and settings in pyproject's [tool.mypy]
-        ".venv/bin/python -m pytest",
+        ".venv/bin/python -m pytest -n 2 --dist loadfile",  # two workers, one test file per worker at a time
     ]
