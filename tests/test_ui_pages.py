@@ -220,6 +220,8 @@ def test_auth_token_sign_in_sets_a_cookie_for_the_ui_only(built: tuple[Path, Bui
         assert http(srv.url + "/ui/traces", headers={"Cookie": cookie})[0] == 200
         assert http(srv.url + "/ui/traces", headers={"Authorization": "Bearer s3cret"})[0] == 200
         assert http(srv.url + "/ui/traces", headers={"Authorization": "Bearer nope"})[0] == 401
+        assert http(srv.url + "/ui/static/ui.css")[0] == 200  # the sign-in page's stylesheet, before signing in
+        assert http(srv.url + "/nothing-else", headers={"Cookie": cookie})[0] == 401  # the cookie is for /ui only
 
 
 def test_ui_app_refuses_a_foreign_host_header(built: tuple[Path, Built]) -> None:
@@ -255,3 +257,14 @@ def test_an_agent_shows_versions_aliases_and_a_diff(server: ServerThread) -> Non
     _, _, body = get(server, "/ui/agents/ui-bot/diff?a=1&b=champion")
     assert "version 1 → 2" in body and "<code>model</code>" in body and "small" in body and "large" in body
     assert '<span class="add">+Be very brief.</span>' in body
+
+
+def test_server_with_a_token_signs_browsers_in_to_the_ui_but_not_the_api(built: tuple[Path, Built]) -> None:
+    with ServerThread(built[0], auth_token="t0ken") as srv:
+        form = urlencode({"token": "t0ken", "next": "/ui/evals"}).encode()
+        status, headers, _ = http(srv.url + "/ui/login", form, {"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 303 and headers["location"] == "/ui/evals"
+        cookie = headers["set-cookie"].split(";")[0]
+        assert http(srv.url + "/ui/evals", headers={"Cookie": cookie})[0] == 200
+        assert http(srv.url + "/api/traces", headers={"Cookie": cookie})[0] == 401  # a cookie never opens the API
+        assert http(srv.url + "/api/traces", headers={"Authorization": "Bearer t0ken"})[0] == 200

@@ -102,7 +102,7 @@ class UISessionAuth:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not (path == "/ui" or path.startswith("/ui/")) or path.startswith("/ui/static/"):
+        if scope["type"] != "http" or not (path == "/ui" or path.startswith("/ui/")):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -110,7 +110,9 @@ class UISessionAuth:
             await self._login(scope, receive, send, headers)
             return
         given = read_cookie(headers.get(b"cookie"), SESSION_COOKIE)
-        if given and hmac.compare_digest(given.encode(), self.cookie.encode()):
+        signed_in = bool(given) and hmac.compare_digest((given or "").encode(), self.cookie.encode())
+        # Our stylesheet and script hold no data: the sign-in page needs them before anyone signs in.
+        if signed_in or (path.startswith("/ui/static/") and scope["method"] in ("GET", "HEAD")):
             bearer = f"Bearer {self.token}".encode()
             scope = {**scope, "headers": [*[h for h in scope["headers"] if h[0] != b"authorization"],
                                           (b"authorization", bearer)]}  # fmt: skip
