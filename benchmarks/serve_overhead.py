@@ -2,6 +2,7 @@
 
 Serving: the same trivial agent (`echo(text) -> text`) behind
 - `agenttrace serve echo/1`: the real CLI (one uvicorn worker), every request traced to DuckDB;
+- `agenttrace serve echo/1` with AGENTTRACE_ENABLED=false: the serving layer without the tracer;
 - baseline: a bare FastAPI endpoint on uvicorn (a plain `def`, so FastAPI runs it on its thread
   pool as serve runs a sync agent), same body in and out, no tracing, no checks;
 both started as processes in the same run. A load generator in a third process keeps
@@ -132,7 +133,7 @@ def serving(work: Path, rounds: int, seconds: float, concurrency: int) -> None:
         [sys.executable, "-c", "import agenttrace; agenttrace.register_agent('echo', 'echo_agent:echo')"],
         cwd=work, env={**env, "AGENTTRACE_STORE": str(store)}, check=True,
     )  # fmt: skip
-    ports = {"bare": _free_port(), "serve": _free_port()}
+    ports = {"bare": _free_port(), "serve": _free_port(), "untraced": _free_port()}
     (work / "bare.py").write_text(BARE)
     procs = {
         "bare": subprocess.Popen([sys.executable, str(work / "bare.py"), str(ports["bare"])], cwd=work, env=env),
@@ -141,14 +142,21 @@ def serving(work: Path, rounds: int, seconds: float, concurrency: int) -> None:
              "--store", str(store)],
             cwd=work, env=env, stdout=subprocess.DEVNULL,
         ),
+        # the same command with tracing off: what the serving layer costs without the tracer
+        "untraced": subprocess.Popen(
+            [sys.executable, "-m", "agenttrace", "serve", "echo/1", "--port", str(ports["untraced"]),
+             "--store", str(store)],
+            cwd=work, env={**env, "AGENTTRACE_ENABLED": "false"}, stdout=subprocess.DEVNULL,
+        ),
     }  # fmt: skip
     (work / "load.py").write_text(LOAD)
-    results: dict[str, list[dict[str, float]]] = {"bare": [], "serve": []}
+    results: dict[str, list[dict[str, float]]] = {"bare": [], "serve": [], "untraced": []}
     try:
         for port in ports.values():
             _wait_up(port)
         for r in range(rounds):
-            for name in ("bare", "serve") if r % 2 == 0 else ("serve", "bare"):
+            order = ("bare", "serve", "untraced")
+            for name in order if r % 2 == 0 else order[::-1]:
                 out = subprocess.run(
                     [sys.executable, str(work / "load.py"), str(ports[name]), str(seconds), str(concurrency)],
                     capture_output=True, text=True, check=True,
@@ -162,7 +170,9 @@ def serving(work: Path, rounds: int, seconds: float, concurrency: int) -> None:
     med = {n: {k: statistics.median(x[k] for x in rows) for k in ("rps", "p50", "p99")} for n, rows in results.items()}
     errors = sum(x["errors"] for rows in results.values() for x in rows)
     print(f"\nserving a trivial agent, {concurrency} connections, {seconds:g} s x {rounds} rounds each (medians):")
-    for name, label in (("bare", "bare FastAPI endpoint"), ("serve", "agenttrace serve (traced)")):
+    labels = (("bare", "bare FastAPI endpoint"), ("serve", "agenttrace serve (traced)"),
+              ("untraced", "agenttrace serve, tracing off"))  # fmt: skip
+    for name, label in labels:
         m = med[name]
         print(f"  {label:28s} {m['rps']:8.0f} req/s   p50 {m['p50']:6.2f} ms   p99 {m['p99']:6.2f} ms")
     b, s = med["bare"], med["serve"]
@@ -170,6 +180,8 @@ def serving(work: Path, rounds: int, seconds: float, concurrency: int) -> None:
         f"  ratio serve/bare: p50 {s['p50'] / b['p50']:.2f}x   p99 {s['p99'] / b['p99']:.2f}x   "
         f"throughput {s['rps'] / b['rps']:.2f}x   (non-200 answers: {errors})"
     )
+    u = med["untraced"]
+    print(f"  ratio untraced/bare: p50 {u['p50'] / b['p50']:.2f}x   throughput {u['rps'] / b['rps']:.2f}x")
 
 
 def monitoring(work: Path, traces: int) -> None:

@@ -240,8 +240,9 @@ def test_without_follow_an_endpoint_down_leaves_the_work_for_the_next_run(bot: A
     assert run_monitors(judge_options={"max_retries": 0}).total == 2
 
 
-# A monitor process with a scorer slow enough (10 ms a trace) that two processes overlap for
-# seconds; each waits for the go file, so neither has finished before the other starts.
+# A monitor process with a scorer slow enough (50 ms a trace) that two processes overlap for
+# seconds, and batches long enough (0.3 s) that a process lets go of the file between them (it
+# keeps it only 0.25 s after a write); each waits for the go file, so both start together.
 WORKER = """
 import sys, time
 from pathlib import Path
@@ -251,7 +252,7 @@ from agenttrace.scoring import register_scorer, scorer
 
 @scorer(name="slow_ok")
 def slow_ok(outputs) -> bool:
-    time.sleep(0.01)
+    time.sleep(0.05)
     return str(outputs).startswith("ok")
 
 register_scorer("slow_ok", slow_ok)
@@ -260,14 +261,14 @@ print("ready", flush=True)
 while not Path(sys.argv[2]).exists():
     time.sleep(0.01)
 t0 = time.perf_counter()
-print("scored", run_monitors(batch=20).total, round(time.perf_counter() - t0, 2), flush=True)
+print("scored", run_monitors(batch=6).total, round(time.perf_counter() - t0, 2), flush=True)
 """
 
 
 def test_two_monitor_processes_at_once_score_each_trace_once(bot: Any, isolated_tracing: Path, tmp_path: Path) -> None:
     register_scorer("slow_ok", scorer(name="slow_ok")(lambda outputs: True))  # so add() can build it here
     monitor = add_monitor("bot", "slow_ok")
-    ids = make_traces(bot, [f"x{i}" for i in range(120)])
+    ids = make_traces(bot, [f"x{i}" for i in range(48)])
     _connection.release()
     (tmp_path / "worker.py").write_text(WORKER)
     go = tmp_path / "go"
@@ -279,7 +280,7 @@ def test_two_monitor_processes_at_once_score_each_trace_once(bot: Any, isolated_
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     counts = [int(out.split("scored ")[1].split()[0]) for out, _ in outputs]
-    assert sum(counts) == 120 and all(c > 0 for c in counts), counts  # both took part, no trace twice
+    assert sum(counts) == 48 and all(c > 0 for c in counts), counts  # both took part, no trace twice
     scores = monitor_scores(monitor["monitor_id"])
     assert set(scores) == set(ids) and all(len(a) == 1 for a in scores.values())
 

@@ -257,9 +257,8 @@ def run_monitors(
             for monitor in current:
                 work = works.get(monitor["monitor_id"])
                 if work is None:
-                    work = works[monitor["monitor_id"]] = _MonitorWork(
-                        store, monitor, owner, concurrency, judge_options
-                    )
+                    work = _MonitorWork(store, monitor, owner, concurrency, judge_options, batch)
+                    works[monitor["monitor_id"]] = work
                 if time.monotonic() < work.pause_until:
                     continue
                 did += _pass(work, report, lease_s)
