@@ -59,7 +59,7 @@ def _attach_retrying(
             _encryption.attach(con, path, alias, key, read_only)
             return
         except duckdb.Error as exc:
-            if "lock" not in str(exc).lower():
+            if not _connection._is_lock_error(exc):  # DuckDB's own words for a lock, nothing else
                 raise StoreError(f"cannot open {path}: {exc}") from exc
             if time.monotonic() >= deadline:
                 raise StoreLockedError(
