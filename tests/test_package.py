@@ -76,14 +76,42 @@ def test_public_api_is_pinned() -> None:
 
 # A module may import from its own layer and the layers listed after it, never from those before.
 LAYERS = [
-    ("surface", ("agenttrace.cli", "agenttrace.server", "agenttrace.serving", "agenttrace.__main__")),
-    ("engines", ("agenttrace.evaluation", "agenttrace.registry", "agenttrace.tracking", "agenttrace.datasets",
-                 "agenttrace.monitoring")),
+    (
+        "surface",
+        (
+            "agenttrace.cli",
+            "agenttrace.server",
+            "agenttrace.serving",
+            "agenttrace.ui",
+            "agenttrace.reports",
+            "agenttrace.__main__",
+        ),
+    ),
+    (
+        "engines",
+        (
+            "agenttrace.evaluation",
+            "agenttrace.registry",
+            "agenttrace.tracking",
+            "agenttrace.datasets",
+            "agenttrace.monitoring",
+        ),
+    ),
     ("scorers", ("evaluators",)),
     ("capture", ("agenttrace.tracing", "agenttrace.context", "agenttrace.autolog")),
     ("bridge", ("agenttrace.otel",)),
     ("storage", ("agenttrace.store",)),
-    ("base", ("agenttrace.config", "agenttrace.errors", "agenttrace.records", "agenttrace.scoring")),
+    (
+        "base",
+        (
+            "agenttrace.config",
+            "agenttrace.errors",
+            "agenttrace.records",
+            "agenttrace.scoring",
+            "agenttrace.schema",
+            "agenttrace.jsontext",
+        ),
+    ),
 ]
 
 

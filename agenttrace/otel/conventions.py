@@ -356,8 +356,8 @@ def _drop_payload_copies(attrs: Mapping[str, Any], rest: dict[str, Any]) -> None
     document forms our export derives from ours, are dropped. Small copies (the span kind, the
     GenAI operation) stay as sent. Runs for every ingested span of ours, so the common case is two
     comparisons and one regular-expression scan of the keys, joined."""
-    for ours, copy, mime in _COPY_VALUES:
-        value = attrs.get(ours)
+    for key, copy, mime in _COPY_VALUES:
+        value = attrs.get(key)
         if value is not None and rest.get(copy) == value:
             del rest[copy]
             if rest.get(mime) == _JSON_MIME:
