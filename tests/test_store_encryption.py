@@ -146,6 +146,10 @@ def test_the_key_file_setting_and_its_errors(tmp_path: Path, monkeypatch: pytest
     key_file.write_text("")
     with pytest.raises(ConfigError, match="is empty"):
         DuckDBStore(tmp_path / "k.duckdb")
+    # As an argument it would not reach every store object: refused rather than a plain-text store.
+    with pytest.raises(ConfigError, match="AGENTTRACE_ENCRYPTION_KEY or agenttrace.toml"):
+        agenttrace.configure(store=str(tmp_path / "arg.duckdb"), encryption_key="k")
+    assert not (tmp_path / "arg.duckdb").exists()
 
 
 def test_evaluation_and_the_cli_on_an_encrypted_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
