@@ -7,7 +7,7 @@ it knows how many spans are pending (ended but not yet exported), refuses new on
 bound is reached, and counts them, so the count is exact and can be shown.
 
 Time bounds what a crash can lose: a span waits at most about `flush_interval_s` before its write
-starts (the exporter writes rows held for a quarter of it, and the processor wakes eight times per
+starts (the exporter writes rows held for half of it, and the processor wakes four times per
 interval), so kill -9 loses about that much work. A store another process keeps locked costs no
 span: the exporter keeps its rows and tries again at the next batch or flush, while the gate in
 front bounds (and counts) what waits. After a fork both reset to the child's own counts and rows.
@@ -40,7 +40,7 @@ class StoreSpanExporter(SpanExporter):
     converts them to rows at once (freeing the span objects, which are costly for the garbage
     collector to keep) and writes when `write_batch` rows are waiting, when a batch arrives short
     (the processor's queue ran dry: a lull), when the oldest row has waited half of
-    `flush_interval_s` / 4, or on force_flush/shutdown. Never raises: a failed write is logged (the
+    `flush_interval_s` / 2, or on force_flush/shutdown. Never raises: a failed write is logged (the
     first time at WARNING) and its spans counted in `failed`; rows the store could not take only
     because another process holds its lock are kept (`held`) and written at the next attempt.
     """
@@ -58,7 +58,7 @@ class StoreSpanExporter(SpanExporter):
         self.experiment = experiment  # for spans whose resource names none (other instrumentation)
         self.receive_batch = receive_batch
         self.write_batch = write_batch
-        self.max_hold_s = flush_interval_s / 4
+        self.max_hold_s = flush_interval_s / 2
         self.exported = 0
         self.failed = 0
         self._rows: list[dict[str, Any]] = []

@@ -63,8 +63,8 @@ class Runtime:
     def _build(self) -> None:
         processors: list[SpanProcessor] = []
         # Client mode (`uri`) sends spans to `agenttrace server` instead of opening the file.
-        # The processors wake eight times per flush interval, so no span waits longer than it.
-        delay_ms = max(1, min(self.settings.schedule_delay_ms, int(self.settings.flush_interval_s * 125)))
+        # The processors wake four times per flush interval, so no span waits longer than it.
+        delay_ms = max(1, min(self.settings.schedule_delay_ms, int(self.settings.flush_interval_s * 250)))
         if self.settings.store is not None and self.settings.uri is None:
             store = DuckDBStore(self.settings.store, lock_timeout_s=self.settings.lock_timeout_s)
             try:
@@ -87,7 +87,7 @@ class Runtime:
                 max_queue_size=self.settings.max_queue_size,
                 export_batch_size=receive,
                 schedule_delay_ms=delay_ms,
-                max_wait_s=self.settings.flush_interval_s / 2,
+                max_wait_s=self.settings.flush_interval_s,
             )
             processors.append(self.store_processor)
         for exporter, batch_size in remote_exporters(self.settings):
