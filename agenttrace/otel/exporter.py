@@ -33,6 +33,9 @@ from agenttrace.store import DuckDBStore
 logger = logging.getLogger("agenttrace")
 
 
+FORK_WAIT_S = 5.0  # how long a fork waits for a write in progress before it goes ahead
+
+
 class StoreSpanExporter(SpanExporter):
     """Writes finished spans to a DuckDBStore, in large transactions.
 
@@ -65,7 +68,8 @@ class StoreSpanExporter(SpanExporter):
         self._oldest = 0.0  # when the oldest row in _rows arrived (monotonic)
         self._warned = False
         self._warned_locked = False
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held while rows are turned into Arrow and written
+        self._fork_locked = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
@@ -105,6 +109,15 @@ class StoreSpanExporter(SpanExporter):
                         "agenttrace: %s; %d spans are kept and written when it is free", exc, len(self._rows)
                     )
                 return SpanExportResult.FAILURE
+
+    def before_fork(self) -> None:
+        """Wait for a write in progress (Arrow and DuckDB locks must not be copied mid-use)."""
+        self._fork_locked = self._lock.acquire(timeout=FORK_WAIT_S)
+
+    def after_fork_in_parent(self) -> None:
+        if self._fork_locked:
+            self._fork_locked = False
+            self._lock.release()
 
     def at_fork_child(self) -> None:
         """Start the child with no rows and no counts: the parent writes what it held."""
@@ -281,3 +294,13 @@ class CountingBatchProcessor(SpanProcessor):
     def shutdown(self) -> None:
         self._closed = True
         self._inner.shutdown()
+
+    def before_fork(self) -> None:
+        hook = getattr(self.exporter, "before_fork", None)
+        if hook is not None:
+            hook()
+
+    def after_fork_in_parent(self) -> None:
+        hook = getattr(self.exporter, "after_fork_in_parent", None)
+        if hook is not None:
+            hook()

@@ -2,7 +2,9 @@
 
 - Fork: a child starts with the runtime's settings but its own counts and queues (OpenTelemetry's
   batch processor empties its queue at fork; ours resets through `agenttrace._forks`, which the
-  store's connections and the metric buffer use too). The child writes its own spans to the store.
+  store's connections and the metric buffer use too). Before the fork the parent lets a write in
+  progress finish (pyarrow and DuckDB locks copied mid-write would hang the child). The child
+  writes its own spans to the store.
 - multiprocessing children leave through `os._exit` (fork and forkserver start methods), so the
   interpreter's exit hooks never run there: a multiprocessing finaliser shuts the runtime down
   instead, which writes what is queued and reports what could not be.
@@ -34,6 +36,10 @@ class _Runtime(Protocol):
     def flush_for_exit(self) -> bool: ...
 
     def at_fork_child(self) -> None: ...
+
+    def before_fork(self) -> None: ...
+
+    def after_fork_in_parent(self) -> None: ...
 
 
 _current: Callable[[], _Runtime | None] = lambda: None  # noqa: E731 - replaced by install()
@@ -97,6 +103,18 @@ def _shutdown_at_exit() -> None:
         rt.shutdown(exiting=True)
 
 
+def _before_fork() -> None:
+    rt = _current()
+    if rt is not None:
+        rt.before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    rt = _current()
+    if rt is not None:
+        rt.after_fork_in_parent()
+
+
 def _after_fork_in_child() -> None:
     rt = _current()
     if rt is not None:
@@ -108,4 +126,4 @@ def _after_fork_in_child() -> None:
         util.register_after_fork(_anchor, _add_finaliser)
 
 
-_forks.at_fork(after_in_child=_after_fork_in_child)
+_forks.at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)

@@ -156,6 +156,15 @@ class Runtime:
         threading.Thread(target=work, name="agenttrace-exit-flush", daemon=True).start()
         return done.wait(self.settings.exit_timeout_s)
 
+    def before_fork(self) -> None:
+        """Let a write in progress finish, so the child copies no lock held mid-write."""
+        for processor in self.processors():
+            processor.before_fork()
+
+    def after_fork_in_parent(self) -> None:
+        for processor in self.processors():
+            processor.after_fork_in_parent()
+
     def at_fork_child(self) -> None:
         """Forget the parent's counts and queued spans; this child writes its own."""
         for processor in self.processors():

@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from agenttrace import _forks
 from agenttrace.errors import AgentTraceError
 from agenttrace.store import DuckDBStore
 from agenttrace.store._tracking import METRIC_SCHEMA
@@ -156,4 +157,4 @@ def buffered_rows() -> dict[str, Any]:
     return {key: len(buffer) for key, buffer in _buffers.items()}
 
 
-os.register_at_fork(after_in_child=_forget_in_child)
+_forks.at_fork(after_in_child=_forget_in_child)  # the one fork mechanism (agenttrace._forks)
