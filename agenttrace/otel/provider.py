@@ -41,7 +41,9 @@ def build_provider(
     sampler: Sampler = (
         ALWAYS_ON if sample_rate >= 1.0 else ParentBased(_KeepMarkedRoots(TraceIdRatioBased(sample_rate)))
     )
-    provider = TracerProvider(sampler=sampler, resource=Resource.create(resource_attributes))
+    # No exit hook of OpenTelemetry's own: ours shuts the provider down within exit_timeout_s, while
+    # OpenTelemetry's would wait for every retry of an exporter (10 s and more with a collector down).
+    provider = TracerProvider(sampler=sampler, resource=Resource.create(resource_attributes), shutdown_on_exit=False)
     for processor in processors:
         provider.add_span_processor(processor)
     return provider
