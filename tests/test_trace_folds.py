@@ -9,6 +9,7 @@ facts where they agree.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -128,12 +129,15 @@ def test_the_mapper_takes_anything_a_sender_sends(tmp_path: Path, kind: dict, at
     attributes = {**attrs, **kind}
     facts = map_span(attributes, [{"name": "gen_ai.choice", "timestamp_ns": 1, "attributes": attrs}], False)
     assert set(facts) <= set(SPAN_NAMES)
-    row = _row(1, None, 0, 10, attributes, 2)
+    # One store for every example (tmp_path is the same across them): a trace id per example.
+    trace_id = f"{next(_FUZZ_TRACES):032x}"
+    row = {**_row(1, None, 0, 10, attributes, 2), "trace_id": trace_id}
     store = DuckDBStore(tmp_path / "fuzz.duckdb")
     store.append_spans([row])  # valid JSON, counts the sums can hold: the store takes it
-    assert store.get_trace(TRACE).info.span_count >= 1
-    store.release()
-    (tmp_path / "fuzz.duckdb").unlink()
+    assert store.get_trace(trace_id).info.span_count == 1
+
+
+_FUZZ_TRACES = itertools.count(1)
 
 
 def test_every_builder_fills_declared_columns_only() -> None:
