@@ -257,9 +257,6 @@ def _read_file(environ: Mapping[str, str]) -> dict[str, Any]:
     return data.get("agenttrace", data)
 
 
-_KEY_SETTINGS = ("encryption_key", "encryption_key_file")
-
-
 def resolve(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from arguments, then environment, then the config file, then defaults."""
     environ = os.environ if environ is None else environ
@@ -285,13 +282,6 @@ def resolve(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, st
     for name, value in (overrides or {}).items():
         if name not in known:
             raise ConfigError(f"unknown setting {name!r}; valid: {', '.join(sorted(known))}")
-        if name in _KEY_SETTINGS and value is not None:
-            # Store objects read the key from the environment or the file; an argument would be
-            # ignored and the store written in plain text, so it is refused until it is passed on.
-            raise ConfigError(
-                f"{name} is read from {env_name(name)} or agenttrace.toml, not taken as an argument; "
-                "set it there, so every process that opens the store uses the same key"
-            )
         if value is not _UNSET:
             values[name] = value
     if isinstance(values.get("retention"), str):  # configure(retention="30d") reads as the environment does

@@ -146,10 +146,29 @@ def test_the_key_file_setting_and_its_errors(tmp_path: Path, monkeypatch: pytest
     key_file.write_text("")
     with pytest.raises(ConfigError, match="is empty"):
         DuckDBStore(tmp_path / "k.duckdb")
-    # As an argument it would not reach every store object: refused rather than a plain-text store.
-    with pytest.raises(ConfigError, match="AGENTTRACE_ENCRYPTION_KEY or agenttrace.toml"):
-        agenttrace.configure(store=str(tmp_path / "arg.duckdb"), encryption_key="k")
-    assert not (tmp_path / "arg.duckdb").exists()
+
+
+def test_the_key_as_a_configure_argument_encrypts_traces_and_runs(tmp_path: Path) -> None:
+    """configure(encryption_key=...) reaches every store object of the process: tracing, reads, runs."""
+    store = tmp_path / "arg.duckdb"
+    runtime.reset()
+    _connection.forget_prepared()
+    agenttrace.configure(store=str(store), encryption_key="arg-key", raise_internal_errors=True, schedule_delay_ms=50)
+
+    @agenttrace.trace
+    def answer(question: str) -> str:
+        return f"secret answer to {question}"
+
+    with agenttrace.start_run(experiment="enc") as run:
+        answer("q")
+        run.log_metric("score", 0.5)
+    agenttrace.flush()
+    assert list(agenttrace.search_traces()["name"]) == ["answer"]
+    assert agenttrace.get_run(run.run_id).metrics["score"] == 0.5
+    runtime.reset()
+    _connection.forget_prepared()
+    assert _is_encrypted(store, "arg-key")
+    assert b"secret answer" not in store.read_bytes()
 
 
 def test_evaluation_and_the_cli_on_an_encrypted_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

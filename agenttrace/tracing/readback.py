@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agenttrace import config
 from agenttrace.errors import ConfigError, InvalidArgumentError
 from agenttrace.records import Assessment, Trace, parse_source
 from agenttrace.store import DuckDBStore
@@ -45,7 +46,8 @@ def current_store() -> DuckDBStore:
     path = rt.settings.store
     if path is None:
         raise ConfigError("no store is configured (store=None); configure(store='agenttrace.duckdb') to read traces")
-    return DuckDBStore(path, lock_timeout_s=rt.settings.lock_timeout_s)
+    key = config.encryption_key(rt.settings)
+    return DuckDBStore(path, lock_timeout_s=rt.settings.lock_timeout_s, encryption_key=key)
 
 
 def _reads() -> DuckDBStore | ServerReads:
