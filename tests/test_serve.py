@@ -128,6 +128,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory, agents: Any) -> Iterator[d
         "bot": _Serving(create_serving_app(AgentHolder(ServedAgent.load("bot@champion")), timeout_s=1.0)),
         **{n: _Serving(create_serving_app(AgentHolder(ServedAgent.load(n)))) for n in ("abot", "words", "awords")},
         "auth": _Serving(create_serving_app(AgentHolder(ServedAgent.load("bot/1")), auth_token="s3cret")),
+        "allowed": _Serving(
+            create_serving_app(AgentHolder(ServedAgent.load("bot/1")), allowed_hosts=("bot.internal",))
+        ),
     }
     yield {name: s.url for name, s in running.items()}
     agents.RELEASE.set()
@@ -289,6 +292,13 @@ def test_auth_token_is_required_when_set(servers: dict[str, str]) -> None:
     assert post(servers["auth"] + "/invocations", {"question": "x"})[0] == 401
     ok = post(servers["auth"] + "/invocations", {"question": "x"}, {"Authorization": "Bearer s3cret"})
     assert ok[0] == 200
+
+
+def test_a_request_through_a_rebinding_name_is_403_and_allowed_names_are_served(servers: dict[str, str]) -> None:
+    assert post(servers["bot"] + "/invocations", {"question": "x"}, {"Host": "evil.example"})[0] == 403
+    assert post(servers["bot"] + "/invocations", {"question": "x"}, {"Host": "localhost:1"})[0] == 200
+    assert post(servers["allowed"] + "/invocations", {"question": "x"}, {"Host": "bot.internal"})[0] == 200
+    assert post(servers["allowed"] + "/invocations", {"question": "x"}, {"Host": "other.internal"})[0] == 403
 
 
 @pytest.mark.parametrize(

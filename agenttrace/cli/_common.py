@@ -13,6 +13,7 @@ from agenttrace import config
 from agenttrace.errors import ConfigError
 from agenttrace.store import DuckDBStore
 
+AUTH_TOKEN_ENV = "AGENTTRACE_AUTH_TOKEN"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -79,3 +80,22 @@ def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--json", "as_json", is_flag=True, help="Print one JSON document on stdout (logs and progress go to stderr)."
     )(fn)
+
+
+def allowed_host_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --allowed-host (repeatable): the Host names a served app answers to besides loopback and --host."""
+    return click.option(
+        "--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+        help="A host name clients use to reach it (repeatable; '*.example.com', or '*' for any). Loopback names, "
+        "IP addresses and --host are always allowed; other Host headers get 403 (DNS rebinding).",
+    )(fn)  # fmt: skip
+
+
+def refuse_exposure_without_token(host: str, auth_token: str | None, what: str) -> None:
+    """Binding beyond loopback without a token would hand `what` to anyone who can reach the port."""
+    from agenttrace.server.auth import is_loopback
+
+    if not is_loopback(host) and not auth_token:
+        raise click.UsageError(
+            f"binding to {host} exposes {what} beyond this machine; set --auth-token or {AUTH_TOKEN_ENV}"
+        )

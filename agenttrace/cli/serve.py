@@ -7,8 +7,7 @@ import sys
 
 import click
 
-from agenttrace.cli._common import open_store
-from agenttrace.cli.server import AUTH_TOKEN_ENV
+from agenttrace.cli._common import AUTH_TOKEN_ENV, allowed_host_option, open_store, refuse_exposure_without_token
 
 
 @click.command("serve")
@@ -34,6 +33,7 @@ from agenttrace.cli.server import AUTH_TOKEN_ENV
     "--auth-token", envvar=AUTH_TOKEN_ENV, default=None, show_envvar=True,
     help="Require 'Authorization: Bearer <token>' on every request.",
 )  # fmt: skip
+@allowed_host_option
 @click.option("--store", "store_path", default=None, metavar="PATH", help="DuckDB store file (registry and traces).")
 def serve(
     ref: str,
@@ -44,6 +44,7 @@ def serve(
     threads: int,
     follow_s: float | None,
     auth_token: str | None,
+    allowed_hosts: tuple[str, ...],
     store_path: str | None,
 ) -> None:
     """Serve a registered agent version at POST /invocations; every request is a trace.
@@ -52,14 +53,10 @@ def serve(
     --follow-alias); NAME/VERSION is fixed; NAME alone serves the latest version.
     """
     try:
-        from agenttrace.server.auth import is_loopback
         from agenttrace.serving import serve_agent
     except ImportError as exc:  # fastapi / uvicorn missing
         raise click.ClickException(f"{exc}; install the server extra: pip install 'agenttrace[server]'") from exc
-    if not is_loopback(host) and not auth_token:
-        raise click.UsageError(
-            f"binding to {host} exposes the agent beyond this machine; set --auth-token or {AUTH_TOKEN_ENV}"
-        )
+    refuse_exposure_without_token(host, auth_token, "the agent")
     if follow_s is not None and "@" not in ref:
         raise click.UsageError("--follow-alias needs NAME@ALIAS; a version number never moves")
     import agenttrace
@@ -82,7 +79,8 @@ def serve(
 
     serve_agent(
         ref, host=host, port=port, workers=workers, timeout_s=timeout_s, threads=threads,
-        follow_interval_s=follow_s, auth_token=auth_token, store=str(store.path), on_ready=ready,
+        follow_interval_s=follow_s, auth_token=auth_token, allowed_hosts=allowed_hosts, store=str(store.path),
+        on_ready=ready,
     )  # fmt: skip
 
 

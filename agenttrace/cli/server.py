@@ -7,9 +7,7 @@ import sys
 
 import click
 
-from agenttrace.cli._common import open_store
-
-AUTH_TOKEN_ENV = "AGENTTRACE_AUTH_TOKEN"
+from agenttrace.cli._common import AUTH_TOKEN_ENV, allowed_host_option, open_store, refuse_exposure_without_token
 
 
 @click.command()
@@ -34,11 +32,7 @@ AUTH_TOKEN_ENV = "AGENTTRACE_AUTH_TOKEN"
     "--max-inflight-mb", default=64.0, show_default=True, type=click.FloatRange(min=0.001),
     help="Bytes of OTLP requests held at once (HTTP and gRPC); beyond it requests get 503 + Retry-After.",
 )  # fmt: skip
-@click.option(
-    "--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
-    help="A host name clients use to reach the server (repeatable; '*.example.com', or '*' for any). "
-    "Loopback names, IP addresses and --host are always allowed; other Host headers get 403 (DNS rebinding).",
-)  # fmt: skip
+@allowed_host_option
 @click.option(
     "--ingest-workers", default=None, type=click.IntRange(0, 32),
     help="Processes converting OTLP/HTTP bodies (0: in the server process). Default: one per core less one, at most 4.",
@@ -62,13 +56,9 @@ def server(
     """
     try:
         from agenttrace.server import serve
-        from agenttrace.server.auth import is_loopback
     except ImportError as exc:  # fastapi / uvicorn missing
         raise click.ClickException(f"{exc}; install the server extra: pip install 'agenttrace[server]'") from exc
-    if not is_loopback(host) and not auth_token:
-        raise click.UsageError(
-            f"binding to {host} exposes the store beyond this machine; set --auth-token or {AUTH_TOKEN_ENV}"
-        )
+    refuse_exposure_without_token(host, auth_token, "the store")
     store = open_store(store_path)
 
     def ready(url: str, grpc_bound: int | None) -> None:

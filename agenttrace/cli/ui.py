@@ -9,9 +9,7 @@ import webbrowser
 
 import click
 
-from agenttrace.cli._common import open_store
-
-AUTH_TOKEN_ENV = "AGENTTRACE_AUTH_TOKEN"
+from agenttrace.cli._common import AUTH_TOKEN_ENV, allowed_host_option, open_store, refuse_exposure_without_token
 
 
 @click.command("ui")
@@ -27,10 +25,7 @@ AUTH_TOKEN_ENV = "AGENTTRACE_AUTH_TOKEN"
     "--auth-token", envvar=AUTH_TOKEN_ENV, default=None, show_envvar=True,
     help="Require this token: browsers sign in once at /ui/login, scripts send 'Authorization: Bearer'.",
 )  # fmt: skip
-@click.option(
-    "--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
-    help="Another host name the UI answers to (repeatable; *.example.com for a domain).",
-)  # fmt: skip
+@allowed_host_option
 def ui(
     store_path: str | None,
     host: str,
@@ -47,14 +42,10 @@ def ui(
     try:
         import uvicorn
 
-        from agenttrace.server.auth import is_loopback
         from agenttrace.ui import create_ui_app
     except ImportError as exc:  # fastapi / uvicorn missing
         raise click.ClickException(f"{exc}; install the server extra: pip install 'agenttrace[server]'") from exc
-    if not is_loopback(host) and not auth_token:
-        raise click.UsageError(
-            f"binding to {host} exposes the store beyond this machine; set --auth-token or {AUTH_TOKEN_ENV}"
-        )
+    refuse_exposure_without_token(host, auth_token, "the store")
     store = open_store(store_path)
     app = create_ui_app(store, auth_token=auth_token, host=host, allowed_hosts=allowed_hosts)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 import agenttrace
 from agenttrace.server.auth import BearerAuth
+from agenttrace.server.hosts import HostAllowList
 from agenttrace.serving._agent import AgentHolder
 from agenttrace.serving._invoke import Invoker
 from agenttrace.tracing.runtime import flush
@@ -39,8 +40,14 @@ def create_serving_app(
     auth_token: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     threads: int = 32,
+    host: str = "127.0.0.1",
+    allowed_hosts: tuple[str, ...] = (),
 ) -> Any:
-    """The app serving `holder.current`; with `auth_token`, every route needs `Authorization: Bearer`."""
+    """The app serving `holder.current`; with `auth_token`, every route needs `Authorization: Bearer`.
+
+    Requests whose Host names neither this server nor an allowed name get 403 (`HostAllowList`): a
+    web page must not reach a served agent on loopback through a rebinding name.
+    """
     invoker = Invoker(holder, timeout_s, threads)
 
     @asynccontextmanager
@@ -94,6 +101,4 @@ def create_serving_app(
         app.openapi = openapi  # type: ignore[method-assign]
     app.state.holder = holder
     app.state.invoker = invoker
-    if auth_token:
-        return BearerAuth(app, auth_token)
-    return app
+    return HostAllowList(BearerAuth(app, auth_token) if auth_token else app, host, allowed_hosts)

@@ -25,8 +25,9 @@ def _app(spec: dict[str, Any], served: ServedAgent | None = None) -> Any:
     served = served or ServedAgent.load(spec["ref"])
     holder = AgentHolder(served, spec.get("follow_interval_s"))
     return create_serving_app(
-        holder, auth_token=spec.get("auth_token"), timeout_s=spec["timeout_s"], threads=spec["threads"]
-    )
+        holder, auth_token=spec.get("auth_token"), timeout_s=spec["timeout_s"], threads=spec["threads"],
+        host=spec.get("host", "127.0.0.1"), allowed_hosts=tuple(spec.get("allowed_hosts", ())),
+    )  # fmt: skip
 
 
 def worker_app() -> Any:
@@ -49,6 +50,7 @@ def serve_agent(
     threads: int = 32,
     follow_interval_s: float | None = None,
     auth_token: str | None = None,
+    allowed_hosts: tuple[str, ...] = (),
     store: str | None = None,
     on_ready: Callable[[str, ServedAgent], None] | None = None,
 ) -> None:
@@ -58,7 +60,7 @@ def serve_agent(
     served = ServedAgent.load(ref)  # an unknown agent, version or alias fails here, before binding
     spec = {
         "ref": ref, "timeout_s": timeout_s, "threads": threads, "follow_interval_s": follow_interval_s,
-        "auth_token": auth_token, "store": store,
+        "auth_token": auth_token, "store": store, "host": host, "allowed_hosts": list(allowed_hosts),
     }  # fmt: skip
     sock = _bind(host, port)
     url = f"http://{host}:{sock.getsockname()[1]}"
