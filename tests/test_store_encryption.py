@@ -244,3 +244,23 @@ def test_another_process_holding_an_encrypted_store_is_waited_for_then_read(tmp_
     DuckDBStore(path, encryption_key="lock-key", lock_timeout_s=30).add_counter("probe", 1)
     holder.wait(30)
     assert DuckDBStore(path, encryption_key="lock-key").stats().get("probe") == 1
+
+
+def test_a_key_given_to_a_store_object_is_kept_when_tracing_starts(tmp_path: Path) -> None:
+    """A key passed explicitly for a file is never replaced by the (empty) key of the settings."""
+    path = tmp_path / "explicit.duckdb"
+    store = DuckDBStore(path, encryption_key="given-key")
+    store.initialise()
+    runtime.reset()
+    agenttrace.configure(store=str(path), raise_internal_errors=True, schedule_delay_ms=50)
+
+    @agenttrace.trace
+    def answer(question: str) -> str:
+        return question
+
+    answer("q")
+    agenttrace.flush()
+    assert list(store.search_traces()["name"]) == ["answer"]
+    runtime.reset()
+    _connection.forget_prepared()
+    assert _is_encrypted(path, "given-key")

@@ -91,7 +91,7 @@ def test_a_trace_opens_and_a_span_shows_its_inputs(page: Any, server: ServerThre
     inputs = page.locator("#span-inputs")
     assert "You are terse." in inputs.inner_text() and "weather in Oslo?" in inputs.inner_text()
     assert "weather" in page.locator("#span-outputs").inner_text()  # the tool call, shown as a chat
-    assert page.locator("tr.span-row.selected").inner_text().strip().endswith("llm-call") or True
+    assert page.locator("tr.span-row.selected").inner_text().split("\t")[0] == "LLM llm-call"  # only that row
     screenshot(page, "trace")
 
 

@@ -7,6 +7,7 @@ on another test's writes.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,14 +52,17 @@ def post(server: ServerThread, path: str, form: dict[str, str], cookie: str) -> 
     return status, response_headers, body.decode()
 
 
-def test_server_serves_the_trace_list_newest_first_with_columns(server: ServerThread) -> None:
+def test_server_serves_the_trace_list_newest_first_with_columns(
+    server: ServerThread, built: tuple[Path, Built]
+) -> None:
     status, headers, body = get(server, "/ui/traces")
     assert status == 200
     assert "script-src 'self'" in headers["content-security-policy"]
     for column in ("time", "name", "status", "duration", "tokens", "tags", "session", "user", "agent"):
         assert f">{column}" in body
     names = re.findall(r'<td class="name"><a [^>]*>([^<]+)</a>', body)
-    assert names[0] == "candidate" or names[0] == "answer" or names  # eval traces are the newest
+    newest = DuckDBStore(built[0]).search_traces(order_by="start_time DESC", max_results=len(names))
+    assert [html.unescape(n) for n in names] == list(newest["name"])
     assert "plain-11" in body and "env=prod" in body
 
 
@@ -151,7 +155,10 @@ def test_feedback_needs_the_csrf_token_and_then_shows(server: ServerThread, buil
     assert status == 403  # no token in the form
     status, _, _ = post(server, f"/ui/traces/{trace}/assessments", {**form, "csrf": "forged"}, cookie)
     assert status == 403
-    status, headers, _ = post(server, f"/ui/traces/{trace}/assessments", {**form, "csrf": token}, cookie)
+    # Another app on localhost shares the cookie jar: its cookies, even ones a strict parser refuses,
+    # must not hide ours.
+    foreign = f'prefs={{"theme": "dark"}}; {cookie}; other=a b'
+    status, headers, _ = post(server, f"/ui/traces/{trace}/assessments", {**form, "csrf": token}, foreign)
     assert status == 303 and headers["location"].startswith(f"/ui/traces/{trace}")
     feedback = [a for a in DuckDBStore(built[0]).get_trace(trace).assessments if a.name == "helpful-csrf"]
     assert [(a.value, a.rationale, a.source_type, a.source_id) for a in feedback] == [(False, "broke", "HUMAN", "ana")]

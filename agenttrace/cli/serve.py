@@ -72,7 +72,8 @@ def serve(
         assert isinstance(served, ServedAgent)
         click.echo(f"agenttrace serve: {ref} ({served.label}) listening on {url}")
         example = '{"inputs": {}}' if not served.parameters else _example(served)
-        token = f" -H 'Authorization: Bearer {auth_token}'" if auth_token else ""
+        # The variable's name, never the token itself: this line ends up in service logs.
+        token = f' -H "Authorization: Bearer ${AUTH_TOKEN_ENV}"' if auth_token else ""
         click.echo(f"try: curl -s {url}/invocations -H 'Content-Type: application/json'{token} -d '{example}'")
         click.echo(f"API docs at {url}/docs")
         sys.stdout.flush()  # scripts and tests wait for these lines

@@ -75,16 +75,22 @@ class DuckDBStore:
     """
 
     def __init__(
-        self, path: str | Path, *, lock_timeout_s: float = 10.0, encryption_key: Any = KEY_FROM_SETTINGS
+        self,
+        path: str | Path,
+        *,
+        lock_timeout_s: float = 10.0,
+        encryption_key: Any = KEY_FROM_SETTINGS,
+        settings: config.Settings | None = None,
     ) -> None:
         # Resolved once: a relative path must not follow the program into another folder.
         self.path = Path(path).resolve()
         self.lock_timeout_s = lock_timeout_s
         self._known_experiments: set[str] = set()
-        # The key (None: a plain file); by default the encryption_key(_file) setting from environment or
-        # file, unless a key was given explicitly for this file in this process.
+        # The key (None: a plain file); by default the encryption_key(_file) setting of `settings` (the
+        # runtime's, configure() arguments included) or else of the environment and file, unless a key
+        # was given explicitly for this file in this process: a setting never replaces that.
         if encryption_key is KEY_FROM_SETTINGS:
-            _encryption.set_key(self.path, config.encryption_key(config.resolve()), explicit=False)
+            _encryption.set_key(self.path, config.encryption_key(settings or config.resolve()), explicit=False)
         else:
             _encryption.set_key(self.path, encryption_key)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agenttrace import config
 from agenttrace.errors import ConfigError, InvalidArgumentError
 from agenttrace.records import Assessment, Trace, parse_source
 from agenttrace.store import DuckDBStore
@@ -46,8 +45,7 @@ def current_store() -> DuckDBStore:
     path = rt.settings.store
     if path is None:
         raise ConfigError("no store is configured (store=None); configure(store='agenttrace.duckdb') to read traces")
-    key = config.encryption_key(rt.settings)
-    return DuckDBStore(path, lock_timeout_s=rt.settings.lock_timeout_s, encryption_key=key)
+    return DuckDBStore(path, lock_timeout_s=rt.settings.lock_timeout_s, settings=rt.settings)
 
 
 def _reads() -> DuckDBStore | ServerReads:

@@ -66,11 +66,12 @@ class Runtime:
         # The processors wake four times per flush interval, so no span waits longer than it.
         delay_ms = max(1, min(self.settings.schedule_delay_ms, int(self.settings.flush_interval_s * 250)))
         if self.settings.store is not None and self.settings.uri is None:
-            key = config.encryption_key(self.settings)
-            store = DuckDBStore(self.settings.store, lock_timeout_s=self.settings.lock_timeout_s, encryption_key=key)
+            store = DuckDBStore(
+                self.settings.store, lock_timeout_s=self.settings.lock_timeout_s, settings=self.settings
+            )
             try:
                 # One attempt: a foreign or newer file is refused now, a locked one is retried later.
-                DuckDBStore(store.path, lock_timeout_s=0, encryption_key=key).initialise()
+                DuckDBStore(store.path, lock_timeout_s=0, settings=self.settings).initialise()
             except StoreLockedError as exc:
                 logger.warning("agenttrace: %s; spans are queued and written once the store is free", exc)
             self.store = store

@@ -30,7 +30,6 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from agenttrace import config
 from agenttrace.errors import InvalidMetricError, RunStateError, TrackingError
 from agenttrace.store import DuckDBStore
 from agenttrace.tracing.context import CURRENT_RUN, RunStamp
@@ -65,9 +64,7 @@ def tracking_store() -> DuckDBStore:
     with _lock:
         key = str(settings.store)
         if key not in _stores:
-            _stores[key] = DuckDBStore(
-                settings.store, lock_timeout_s=settings.lock_timeout_s, encryption_key=config.encryption_key(settings)
-            )
+            _stores[key] = DuckDBStore(settings.store, lock_timeout_s=settings.lock_timeout_s, settings=settings)
         return _stores[key]
 
 

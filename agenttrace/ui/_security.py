@@ -18,9 +18,10 @@ import hashlib
 import hmac
 import html
 import secrets
-from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, quote
+
+from starlette.requests import cookie_parser
 
 __all__ = ["CSRF_COOKIE", "REPORT_HEADERS", "SECURITY_HEADERS", "UISessionAuth", "csrf_ok", "new_csrf", "read_cookie"]
 
@@ -48,13 +49,9 @@ def read_cookie(header: str | bytes | None, name: str) -> str | None:
     if not header:
         return None
     text = header.decode("latin-1") if isinstance(header, bytes) else header
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(text)
-    except Exception:  # a malformed Cookie header from some other site's cookie: treat as absent
-        return None
-    morsel = jar.get(name)
-    return morsel.value if morsel else None
+    # Starlette's lenient parser, as browsers send cookies: SimpleCookie stops at the first cookie it
+    # cannot read (another localhost app's `a={"x": 1}`) and would return none of ours.
+    return cookie_parser(text).get(name)
 
 
 def new_csrf() -> str:
