@@ -192,7 +192,7 @@ def test_collector_down_costs_nothing_and_failures_are_counted(
     start = time.perf_counter()
     for _ in range(200):
         lookup("x")
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 20.0  # a retry on our thread would cost 1 s per call: 200 s
     agenttrace.flush(timeout_ms=15_000)
     rt = runtime.get_runtime()
     dropped, failed = rt.lost_spans()
