@@ -12,6 +12,7 @@ variable set for every OpenTelemetry or OpenAI program on the machine.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -213,7 +214,9 @@ def parse_duration(text: str) -> float:
     try:
         seconds = float(number) * _DURATION_UNITS[unit]
     except ValueError:
-        raise ValueError(f"{text!r} is not a duration; use a number and a unit s, m, h, d or w, like 30d") from None
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:  # refuses nan, inf and negative ages; 0s is "everything until now"
+        raise ValueError(f"{text!r} is not a duration; use a number of 0 or more and a unit s, m, h, d or w, like 30d")
     return seconds
 
 

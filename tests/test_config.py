@@ -159,3 +159,10 @@ def test_nothing_reads_the_environment_at_import() -> None:
     out = subprocess.run([sys.executable, "-c", _IMPORT_PROBE, str(root)], capture_output=True, text=True, cwd=root)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("text", ["-5d", "nan", "inf", "3x", ""])
+def test_a_duration_that_is_not_an_age_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        config.parse_duration(text)
+    assert config.parse_duration("1.5h") == 5400 and config.parse_duration("90") == 90

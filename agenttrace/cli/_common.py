@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,8 +13,6 @@ from agenttrace.errors import ConfigError
 from agenttrace.store import DuckDBStore
 
 AUTH_TOKEN_ENV = "AGENTTRACE_AUTH_TOKEN"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def store_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -43,11 +40,11 @@ def open_store(path: str | None) -> DuckDBStore:
 
 
 def parse_duration(text: str) -> float:
-    """'30d', '12h', '90m', '2w', '45s' to seconds."""
-    m = _DURATION.match(text)
-    if not m:
-        raise click.BadParameter(f"{text!r} is not a duration; use a number and a unit s, m, h, d or w, like 30d")
-    return float(m.group(1)) * _SECONDS[m.group(2)]
+    """'30d', '12h', '90m', '2w', '45s' to seconds: the setting's parser, as a usage error."""
+    try:
+        return config.parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def shorten(value: Any, width: int) -> str:
