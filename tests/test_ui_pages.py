@@ -275,3 +275,14 @@ def test_server_with_a_token_signs_browsers_in_to_the_ui_but_not_the_api(built: 
         assert http(srv.url + "/ui/evals", headers={"Cookie": cookie})[0] == 200
         assert http(srv.url + "/api/traces", headers={"Cookie": cookie})[0] == 401  # a cookie never opens the API
         assert http(srv.url + "/api/traces", headers={"Authorization": "Bearer t0ken"})[0] == 200
+
+
+def test_ui_refuses_a_store_path_that_does_not_exist(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from agenttrace.cli import cli
+
+    missing = tmp_path / "typo.duckdb"
+    result = CliRunner().invoke(cli, ["ui", "--store", str(missing), "--port", "0"])
+    assert result.exit_code == 2 and f"no store at {missing}" in result.output
+    assert not missing.exists()

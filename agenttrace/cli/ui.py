@@ -47,6 +47,8 @@ def ui(
         raise click.ClickException(f"{exc}; install the server extra: pip install 'agenttrace[server]'") from exc
     refuse_exposure_without_token(host, auth_token, "the store")
     store = open_store(store_path)
+    if not store.path.exists():  # a typo must not create an empty store and show it as "no traces"
+        raise click.UsageError(f"no store at {store.path}; trace something first or pass --store PATH")
     app = create_ui_app(store, auth_token=auth_token, host=host, allowed_hosts=allowed_hosts)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
