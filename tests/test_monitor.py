@@ -191,6 +191,24 @@ def test_a_scorer_that_fails_is_recorded_on_that_trace_and_the_loop_goes_on(bot:
     assert by_text["crash"].error is not None
 
 
+def test_an_interrupted_run_hands_its_claims_back(bot: Any) -> None:
+    interrupt = [True]
+
+    @scorer(name="interruptible")
+    def interruptible(outputs: Any) -> bool:
+        if interrupt[0]:
+            raise KeyboardInterrupt  # what SIGTERM or Ctrl-C does in the middle of a batch
+        return True
+
+    register_scorer("interruptible", interruptible)
+    monitor = add_monitor("bot", "interruptible")
+    make_traces(bot, ["a", "b", "c"])
+    with pytest.raises(KeyboardInterrupt):
+        run_monitors()
+    interrupt[0] = False
+    assert run_monitors().scored[monitor["monitor_id"]] == 3  # not held for the claims' lease
+
+
 @pytest.fixture
 def judge_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubJudgeServer]:
     with StubJudgeServer() as stub:

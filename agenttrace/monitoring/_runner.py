@@ -206,6 +206,9 @@ def _pass(work: _MonitorWork, report: MonitorRunReport, lease_s: float) -> int:
             )
             work.backoff = min(work.backoff * 2, _BACKOFF_MAX_S)
             return total
+        except BaseException:  # Ctrl-C or SIGTERM mid-batch: hand the claims back, not after a 10-minute lease
+            work.store.release_monitor_work(scorer_name, work.owner, [r["trace_id"] for r in rows])
+            raise
         kept = work.store.finish_monitor_work(scorer_name, work.owner, assessments)
         work.backoff = _BACKOFF_START_S
         report.deferred.pop(monitor_id, None)
