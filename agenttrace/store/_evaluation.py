@@ -14,6 +14,7 @@ from agenttrace.store._codec import append_rows as _append
 from agenttrace.store._codec import dumps as _dumps
 from agenttrace.store._codec import loads as _loads
 from agenttrace.store._queries import insert_assessments
+from agenttrace.store._transaction import transaction
 
 if TYPE_CHECKING:  # pandas loads only when a DataFrame is asked for
     import pandas as pd
@@ -31,8 +32,7 @@ def save_dataset(
     """Store a dataset version; False (and nothing written) if that version exists already."""
     if con.execute("SELECT 1 FROM datasets WHERE name = ? AND version = ?", [name, version]).fetchone():
         return False
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(
             "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?)", [name, version, digest, len(records), source, now_ns]
         )
@@ -51,10 +51,6 @@ def save_dataset(
                     "source_trace_id": [r.get("source_trace_id") for r in records],
                 },
             )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return True
 
 
@@ -126,8 +122,7 @@ def add_eval_records(
     con: duckdb.DuckDBPyConnection, eval_run_id: str, rows: Sequence[dict[str, Any]], assessments: Sequence[Assessment]
 ) -> None:
     """Store finished record rows and their score assessments in one transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         if rows:
             _append(
                 con,
@@ -147,10 +142,6 @@ def add_eval_records(
             )
         if assessments:
             insert_assessments(con, assessments)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def finish_eval_run(

@@ -25,6 +25,7 @@ from agenttrace.records import Assessment
 from agenttrace.store._codec import append_rows, dumps, loads
 from agenttrace.store._filters import compile_filter
 from agenttrace.store._queries import insert_assessments
+from agenttrace.store._transaction import transaction
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,8 +106,7 @@ def claim_work(
     where, params = compile_filter(monitor.get("filter"))
     bucket = round(float(monitor["sample"]) * SAMPLE_BUCKETS)
     version_sql = "AND t.agent_version = ?" if version is not None else ""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(
             "DELETE FROM monitor_claims WHERE state = 'claimed' AND claimed_ns < ? AND scorer_name = ?",
             [stale_before_ns, monitor["scorer_name"]],
@@ -127,10 +127,6 @@ def claim_work(
                 monitor["scorer_name"], *params, limit,
             ],
         ).fetchall()  # fmt: skip
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     ids = [r[0] for r in claimed]
     if not ids:
         return []
@@ -157,8 +153,7 @@ def finish_work(con: duckdb.DuckDBPyConnection, scorer_name: str, owner: str, as
     ids = sorted({a.trace_id for a in assessments})
     if not ids:
         return 0
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         kept = con.execute(
             "UPDATE monitor_claims SET state = 'done' WHERE scorer_name = ? AND owner = ? AND state = 'claimed' "
             "AND trace_id IN (SELECT unnest(?::VARCHAR[])) RETURNING trace_id",
@@ -168,10 +163,6 @@ def finish_work(con: duckdb.DuckDBPyConnection, scorer_name: str, owner: str, as
         mine = [a for a in assessments if a.trace_id in still_ours]
         if mine:
             insert_assessments(con, mine)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return len(still_ours)
 
 

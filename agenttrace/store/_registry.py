@@ -22,6 +22,7 @@ from agenttrace.errors import AgentNotFoundError, RegistryError, UnknownFieldErr
 from agenttrace.store._codec import dumps as _dumps
 from agenttrace.store._codec import loads as _loads
 from agenttrace.store._filters import _Parser, _Tok
+from agenttrace.store._transaction import transaction
 
 if TYPE_CHECKING:  # pandas loads only when a DataFrame is asked for
     import pandas as pd
@@ -72,14 +73,12 @@ def _what_exists(con: duckdb.DuckDBPyConnection, name: str) -> str:
 def register_version(con: duckdb.DuckDBPyConnection, entry: dict[str, Any], now_ns: int) -> tuple[dict[str, Any], bool]:
     """Insert a version unless one of the agent has the same identity; (version row, created)."""
     name = entry["agent_name"]
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         existing = _version_row(con.execute(
             f"SELECT {_VERSION_COLUMNS} FROM agent_versions WHERE agent_name = ? AND identity = ?",
             [name, entry["identity"]],
         ))  # fmt: skip
         if existing is not None:
-            con.execute("COMMIT")
             return existing, False
         row = con.execute("SELECT last_version FROM agents WHERE name = ?", [name]).fetchone()
         if row is None:
@@ -99,10 +98,6 @@ def register_version(con: duckdb.DuckDBPyConnection, entry: dict[str, Any], now_
             f"INSERT INTO agent_versions ({_VERSION_COLUMNS}) VALUES ({', '.join('?' * len(columns))})",
             [values.get(c) for c in columns],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     created = get_version(con, name, number)
     return created, True
 
@@ -315,14 +310,9 @@ def delete_agent(con: duckdb.DuckDBPyConnection, name: str) -> int:
     agent = get_agent(con, name)
     if agent["aliases"]:
         raise VersionInUseError(f"agent {name!r} still has aliases ({', '.join(agent['aliases'])}); delete them first")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("DELETE FROM agent_versions WHERE agent_name = ?", [name])
         con.execute("DELETE FROM agents WHERE name = ?", [name])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return int(agent["version_count"])
 
 

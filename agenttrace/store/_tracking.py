@@ -24,6 +24,7 @@ from agenttrace.errors import (
 )
 from agenttrace.store._codec import dumps, loads
 from agenttrace.store._run_filters import compile_experiment_filter
+from agenttrace.store._transaction import transaction
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -149,8 +150,7 @@ def create_run(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any], tags: Map
     """Insert a RUNNING run into its experiment (by name; created if new, refused if deleted)."""
     if run.get("parent_run_id"):
         resolve_run(con, run["parent_run_id"])
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         experiment_id = experiment_for_run(con, run["experiment"], now_ns)
         con.execute(
             "INSERT INTO runs (run_id, experiment_id, name, status, parent_run_id, description, start_time_ns, "
@@ -162,10 +162,6 @@ def create_run(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any], tags: Map
             ],
         )  # fmt: skip
         _upsert_tags(con, run["run_id"], tags)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return experiment_id
 
 
@@ -291,14 +287,9 @@ def append_metrics(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> None:
     """Append a metric batch (METRIC_SCHEMA) to the history and fold it into the latest values."""
     con.register("metric_batch", batch)
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute("INSERT INTO run_metrics SELECT * FROM metric_batch")
             con.execute(_LATEST)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         con.unregister("metric_batch")
 

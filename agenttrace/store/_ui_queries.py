@@ -23,6 +23,7 @@ from agenttrace.store._codec import loads
 from agenttrace.store._evaluation import resolve_eval_run
 from agenttrace.store._filters import compile_filter, compile_order_by
 from agenttrace.store._queries import load_assessments
+from agenttrace.store._transaction import transaction
 
 __all__ = [
     "delete_trace",
@@ -217,15 +218,10 @@ def trace_view(con: duckdb.DuckDBPyConnection, trace_id: str, span_id: str | Non
 
 def delete_trace(con: duckdb.DuckDBPyConnection, trace_id: str) -> bool:
     """Delete one trace with its spans and assessments; False if there was none."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         found = con.execute("SELECT 1 FROM traces WHERE trace_id = ?", [trace_id]).fetchone() is not None
         for table in ("spans", "assessments", "traces"):
             con.execute(f"DELETE FROM {table} WHERE trace_id = ?", [trace_id])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return found
 
 
