@@ -25,10 +25,11 @@ import ctypes
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -36,6 +37,7 @@ from agenttrace import _forks
 from agenttrace.errors import NotAStoreError, SchemaTooNewError, StoreError, StoreLockedError
 from agenttrace.store import _encryption, _schema
 
+T = TypeVar("T")
 _DUCKDB_MAGIC = b"DUCK"
 IDLE_CLOSE_S = 0.25
 MAX_HOLD_S = 2.0
@@ -94,24 +96,36 @@ def _check_magic(path: Path) -> None:
         )
 
 
-def _open(path: Path, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
+def retry_while_locked(path: Path, timeout_s: float, attempt: Callable[[], T], advice: str) -> T:
+    """`attempt()`, retried with a short growing sleep while another process holds the file's lock.
+
+    Any other DuckDB error is raised as it came; a lock that outlasts `timeout_s` (or the exit,
+    which abandons lock waits) is a StoreLockedError ending with `advice`.
+    """
     deadline = time.monotonic() + timeout_s
     delay = 0.002
     while True:
         try:
-            return _encryption.connect(path, read_only=read_only)
+            return attempt()
         except duckdb.Error as exc:
             if not _is_lock_error(exc):
-                if "not a valid DuckDB database" in str(exc):
-                    raise NotAStoreError(f"{path} is not a DuckDB database file; the file was left untouched") from exc
-                raise StoreError(f"cannot open store {path}: {exc}") from exc
+                raise
             if time.monotonic() >= deadline or _state.abandon.is_set():
                 raise StoreLockedError(
-                    f"store {path} stayed locked by another process for {timeout_s:.0f}s ({exc}); "
-                    "stop that process, use `agenttrace server` to share one store, or raise lock_timeout_s"
+                    f"store {path} stayed locked by another process for {timeout_s:.0f}s ({exc}); {advice}"
                 ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+
+def _open(path: Path, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
+    advice = "stop that process, use `agenttrace server` to share one store, or raise lock_timeout_s"
+    try:
+        return retry_while_locked(path, timeout_s, lambda: _encryption.connect(path, read_only=read_only), advice)
+    except duckdb.Error as exc:
+        if "not a valid DuckDB database" in str(exc):
+            raise NotAStoreError(f"{path} is not a DuckDB database file; the file was left untouched") from exc
+        raise StoreError(f"cannot open store {path}: {exc}") from exc
 
 
 def _prepare(path: Path, timeout_s: float) -> None:

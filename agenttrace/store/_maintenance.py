@@ -36,7 +36,7 @@ from typing import Any
 
 import duckdb
 
-from agenttrace.errors import SchemaTooNewError, StoreError, StoreLockedError
+from agenttrace.errors import SchemaTooNewError, StoreError
 from agenttrace.store import _connection, _encryption, _schema
 
 __all__ = ["RetentionSchedule", "backup", "check", "restore", "rewrite_in_place", "unique_backup_path"]
@@ -52,22 +52,13 @@ def _attach_retrying(
     con: duckdb.DuckDBPyConnection, path: Path, alias: str, key: str | None, read_only: bool, timeout_s: float
 ) -> None:
     """Attach, waiting for another process's lock as a store open does."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.002
-    while True:
-        try:
-            _encryption.attach(con, path, alias, key, read_only)
-            return
-        except duckdb.Error as exc:
-            if not _connection._is_lock_error(exc):  # DuckDB's own words for a lock, nothing else
-                raise StoreError(f"cannot open {path}: {exc}") from exc
-            if time.monotonic() >= deadline:
-                raise StoreLockedError(
-                    f"{path} stayed locked by another process for {timeout_s:.0f}s ({exc}); "
-                    "try again when it pauses, or raise lock_timeout_s"
-                ) from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+    try:
+        _connection.retry_while_locked(
+            path, timeout_s, lambda: _encryption.attach(con, path, alias, key, read_only),
+            "try again when it pauses, or raise lock_timeout_s",
+        )  # fmt: skip
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from exc
 
 
 def _tables(con: duckdb.DuckDBPyConnection, alias: str) -> list[str]:
