@@ -189,6 +189,35 @@ def test_sigterm_with_the_default_action_writes_spans_then_terminates(store_path
     assert _scan(store_path)["spans"] == 500
 
 
+def test_sigterm_while_the_main_thread_cannot_run_handlers_still_writes_and_terminates(store_path: Path) -> None:
+    # A Python handler runs on the main thread only. Here the main thread blocks SIGTERM and sleeps
+    # in C, so the signal lands on another thread and the handler could run only after 60 s; the same
+    # happens by chance to a Pool worker blocked waiting for a task when `with Pool()` terminates it.
+    body = """
+    import signal
+    for i in range(300):
+        step(i)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    print("ready", flush=True)
+    time.sleep(60)
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _program(body), str(store_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=40)  # well before the sleep ends
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("SIGTERM was left waiting for the blocked main thread")
+    assert proc.returncode == -signal.SIGTERM, err
+    assert _scan(store_path)["spans"] == 300
+
+
 def test_sigterm_chains_to_the_programs_own_handler(store_path: Path) -> None:
     # The program's handler is set before tracing starts: ours writes the spans, then calls it.
     program = textwrap.dedent(

@@ -14,10 +14,19 @@
   installed, ignores the signal if it was ignored, or ends the process by the default action (so
   the exit status still says SIGTERM). A handler the program installs later replaces ours, as it
   would any other; its own exit then runs the exit hooks.
+- A Python signal handler runs on the main thread between bytecodes, so a SIGTERM that lands just
+  before the main thread blocks in C (a multiprocessing Pool worker waiting for its next task, as
+  every `with Pool()` ends with `terminate()`) would wait for ever where the default action would
+  have ended the process at once: the pool hangs. So the process's signal wakeup fd (when nothing
+  else uses it) feeds a watcher thread; when a SIGTERM arrives that should end the process and the
+  main thread has not started our handler within `_MAIN_THREAD_GRACE_S`, the watcher writes and
+  ends the process itself.
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
 import signal
 import sys
@@ -47,6 +56,12 @@ _previous_sigterm: Any = None
 _sigterm_installed = False
 _anchor = type("_Anchor", (), {})()  # multiprocessing's registries hold weak references to an object
 
+_MAIN_THREAD_GRACE_S = 0.2  # the main thread runs a handler within microseconds unless blocked in C
+_watch_fds: tuple[int, int] | None = None  # (read, write) ends of the wakeup pipe the watcher reads
+_handler_started = threading.Event()  # our handler began on the main thread, about to end the process
+_ending = threading.Lock()  # held by whichever thread (main or watcher) writes and ends the process
+logger = logging.getLogger("agenttrace")
+
 
 def install(current: Callable[[], _Runtime | None]) -> None:
     """Watch the process for the runtime `current()` returns (called when a runtime is built)."""
@@ -66,6 +81,7 @@ def _install_sigterm() -> None:
     except (ValueError, OSError):  # an embedded interpreter without signals
         return
     _previous_sigterm, _sigterm_installed = previous, True
+    _start_watch()
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -79,10 +95,82 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     if previous == signal.SIG_IGN:
         return
     # The default action (SIG_DFL, or a handler set outside Python): write, then end as SIGTERM would.
+    _handler_started.set()
+    if _ending.acquire(blocking=False):  # else the watcher (or an outer call of this handler) is at it
+        signal.signal(signum, signal.SIG_DFL)
+        _write_then_end(signum)
+
+
+def _ends_the_process() -> bool:
+    previous = _previous_sigterm
+    return signal.getsignal(signal.SIGTERM) is _on_sigterm and not callable(previous) and previous != signal.SIG_IGN
+
+
+def _write_then_end(signum: int) -> None:
+    """Write what is queued (bounded by `exit_timeout_s`), then die by `signum`'s default action."""
+    rt = _current()
     if rt is not None:
         rt.shutdown(exiting=True)
-    signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
+
+
+def _start_watch() -> None:
+    """Feed the process's signal wakeup fd to a watcher thread, unless the program already uses it."""
+    global _watch_fds
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)  # Python requires it: a signal handler must never block
+    try:
+        previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except (ValueError, OSError):
+        previous = None
+    if previous != -1:  # not the main thread, or the program's event loop reads it: leave it theirs
+        if previous is not None:
+            signal.set_wakeup_fd(previous)
+        os.close(read_fd)
+        os.close(write_fd)
+        return
+    _watch_fds = (read_fd, write_fd)
+    threading.Thread(target=_watch, args=(read_fd,), name="agenttrace-sigterm-watch", daemon=True).start()
+
+
+def _watch(read_fd: int) -> None:
+    while True:
+        try:
+            received = os.read(read_fd, 64)  # one byte per signal that has a Python handler
+        except OSError:
+            return  # closed after a fork (the child watches its own pipe)
+        if not received:
+            return
+        if signal.SIGTERM not in received or not _ends_the_process():
+            continue  # the program's own handler, or ignored: the main thread does what it says
+        if not _handler_started.wait(_MAIN_THREAD_GRACE_S) and _ending.acquire(blocking=False):
+            logger.debug("agenttrace: the main thread is blocked; writing and ending on SIGTERM from the watcher")
+            _reset_to_default(signal.SIGTERM)
+            _write_then_end(signal.SIGTERM)
+
+
+def _reset_to_default(signum: int) -> None:
+    # signal.signal() works on the main thread only, and the main thread is the one that is stuck.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.signal.restype = ctypes.c_void_p
+    libc.signal(signum, None)  # SIG_DFL
+
+
+def _watch_in_child() -> None:
+    """A forked child must never write into its parent's pipe: the parent's watcher would act on it."""
+    global _watch_fds, _handler_started, _ending
+    _handler_started, _ending = threading.Event(), threading.Lock()
+    inherited, _watch_fds = _watch_fds, None
+    if inherited is None:
+        return
+    current = signal.set_wakeup_fd(-1)
+    for fd in inherited:
+        os.close(fd)
+    if current != inherited[1]:
+        signal.set_wakeup_fd(current)  # the program replaced ours after we set it: keep theirs
+        return
+    _start_watch()
 
 
 def _finalise_in_multiprocessing_child() -> None:
@@ -116,6 +204,7 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
+    _watch_in_child()
     rt = _current()
     if rt is not None:
         rt.at_fork_child()
