@@ -8,13 +8,17 @@ Serving: the same trivial agent (`echo(text) -> text`) behind
 both started as processes in the same run. A load generator in a third process keeps
 `--concurrency` keep-alive connections busy for `--seconds` against one server at a time; the
 servers alternate for `--rounds` rounds. Reported per server: medians over rounds of requests per
-second, p50 and p99 latency (each request timed from send to the last byte), and the ratios.
+second, p50 and p99 latency (each request timed from send to the last byte), and the ratios, under
+two loads: saturated (each connection sends again as soon as it is answered: the throughput, where
+p50 is only connections / throughput) and a fixed offered rate well below the bare endpoint's most
+(`--rate`, requests due at fixed times and timed from when they were due): the latency a request
+pays for tracing when the server is not overloaded.
 
 Monitoring: `agenttrace monitor run` (the CLI, process start to exit) over a backlog of
 `--traces` traces of a registered agent with one heuristic scorer (`regex_match`), and the rate
 the run reports for its scoring loop alone (claims, scoring, stored assessments).
 
-    python benchmarks/serve_overhead.py [--rounds 5] [--seconds 5] [--concurrency 8] [--traces 10000]
+    python benchmarks/serve_overhead.py [--rounds 5] [--seconds 5] [--concurrency 8] [--rate 200] [--traces 10000]
 """
 
 from __future__ import annotations
@@ -50,21 +54,32 @@ def invocations(body: dict) -> Response:
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
 
-# The load generator: threads with keep-alive connections, each timing its own requests.
+# The load generator: threads with keep-alive connections, each timing its own requests. With a
+# rate of 0 each connection sends its next request as soon as the last one is answered (the most the
+# server can do: there p50 is just connections / throughput). With a rate, requests are due at fixed
+# times whatever the answers do, and each is timed from when it was due, so a slow answer also
+# counts the wait of the requests queued behind it (no coordinated omission).
 LOAD = """
-import http.client, json, sys, threading, time
-port, seconds, concurrency = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+import http.client, itertools, json, sys, threading, time
+port, seconds, concurrency, rate = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 body = json.dumps({"text": "hello"}).encode()
 headers = {"Content-Type": "application/json"}
 latencies, errors = [], [0]
 lock = threading.Lock()
-stop_at = time.perf_counter() + seconds
+start_at = time.perf_counter()
+stop_at = start_at + seconds
+due = itertools.count()
 
 def worker():
     con = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     mine = []
     while time.perf_counter() < stop_at:
         t = time.perf_counter()
+        if rate:
+            t = start_at + next(due) / rate
+            if t >= stop_at:
+                break
+            time.sleep(max(0.0, t - time.perf_counter()))
         con.request("POST", "/invocations", body, headers)
         response = con.getresponse()
         response.read()
@@ -126,7 +141,7 @@ def _wait_up(port: int, deadline_s: float = 60) -> None:
     raise RuntimeError(f"server on {port} did not come up")
 
 
-def serving(work: Path, rounds: int, seconds: float, concurrency: int) -> None:
+def serving(work: Path, rounds: int, seconds: float, concurrency: int, rate: float) -> None:
     env = {**os.environ, "PYTHONPATH": str(work)}
     store = work / "serve.duckdb"
     subprocess.run(
@@ -150,26 +165,36 @@ def serving(work: Path, rounds: int, seconds: float, concurrency: int) -> None:
         ),
     }  # fmt: skip
     (work / "load.py").write_text(LOAD)
-    results: dict[str, list[dict[str, float]]] = {"bare": [], "serve": [], "untraced": []}
+    loads = {"saturated": 0.0, "fixed rate": rate} if rate else {"saturated": 0.0}
+    results: dict[str, dict[str, list[dict[str, float]]]] = {load: {name: [] for name in ports} for load in loads}
     try:
         for port in ports.values():
             _wait_up(port)
         for r in range(rounds):
             order = ("bare", "serve", "untraced")
-            for name in order if r % 2 == 0 else order[::-1]:
-                out = subprocess.run(
-                    [sys.executable, str(work / "load.py"), str(ports[name]), str(seconds), str(concurrency)],
-                    capture_output=True, text=True, check=True,
-                ).stdout  # fmt: skip
-                results[name].append(json.loads(out))
-                print(f"  round {r + 1} {name:5s} {results[name][-1]}", flush=True)
+            for load, per_s in loads.items():
+                for name in order if r % 2 == 0 else order[::-1]:
+                    argv = [str(ports[name]), str(seconds), str(concurrency), str(per_s)]
+                    out = subprocess.run(
+                        [sys.executable, str(work / "load.py"), *argv], capture_output=True, text=True, check=True
+                    ).stdout
+                    results[load][name].append(json.loads(out))
+                    print(f"  round {r + 1} {load} {name:8s} {results[load][name][-1]}", flush=True)
     finally:
         for p in procs.values():
             p.terminate()
             p.wait(30)
+    for load, per_s in loads.items():
+        what = f"{per_s:g} requests/s offered" if per_s else "each connection sends as soon as answered"
+        _report(results[load], f"{load} ({what})", concurrency, seconds, rounds)
+
+
+def _report(
+    results: dict[str, list[dict[str, float]]], load: str, concurrency: int, seconds: float, rounds: int
+) -> None:
     med = {n: {k: statistics.median(x[k] for x in rows) for k in ("rps", "p50", "p99")} for n, rows in results.items()}
     errors = sum(x["errors"] for rows in results.values() for x in rows)
-    print(f"\nserving a trivial agent, {concurrency} connections, {seconds:g} s x {rounds} rounds each (medians):")
+    print(f"\nserving a trivial agent, {load}, {concurrency} connections, {seconds:g} s x {rounds} rounds (medians):")
     labels = (("bare", "bare FastAPI endpoint"), ("serve", "agenttrace serve (traced)"),
               ("untraced", "agenttrace serve, tracing off"))  # fmt: skip
     for name, label in labels:
@@ -224,6 +249,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=200.0, help="offered requests/s of the fixed-rate load; 0: none")
     parser.add_argument("--traces", type=int, default=10_000)
     parser.add_argument("--only", choices=("serve", "monitor"), default=None)
     args = parser.parse_args()
@@ -231,7 +257,7 @@ def main() -> None:
         work = Path(tmp)
         (work / "echo_agent.py").write_text(AGENT)
         if args.only != "monitor":
-            serving(work, args.rounds, args.seconds, args.concurrency)
+            serving(work, args.rounds, args.seconds, args.concurrency, args.rate)
         if args.only != "serve":
             monitoring(work, args.traces)
 

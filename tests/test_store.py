@@ -134,6 +134,51 @@ def test_a_lock_held_past_the_timeout_is_a_clear_error(tmp_path: Path) -> None:
     holder.wait()
 
 
+_LONG_HOLDER = textwrap.dedent(
+    """
+    import sys, time, agenttrace
+    from agenttrace.store import _connection
+    _connection.IDLE_CLOSE_S = _connection.MAX_HOLD_S = 600.0  # only a ring can end this hold
+    agenttrace.configure(store=sys.argv[1], schedule_delay_ms=20)
+
+    @agenttrace.trace
+    def step(i):
+        return i
+
+    for i in range(50):
+        step(i)
+    agenttrace.flush()  # written through a held connection: the file stays locked
+    print("held", flush=True)
+    sys.stdin.readline()
+    for i in range(25):
+        step(i)
+    agenttrace.flush()  # holds the file again once the reader is done
+    print("wrote", flush=True)
+    """
+)
+
+
+def test_a_process_holding_the_store_lets_go_when_another_rings(tmp_path: Path) -> None:
+    path = tmp_path / "held.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _LONG_HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        # Without the bell this open would wait for the 600 s hold and fail at its own timeout.
+        assert DuckDBStore(path, lock_timeout_s=60).count_traces() == 50
+        assert (tmp_path / "held.duckdb.wait").exists()
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "wrote"
+        _connection.forget_prepared()
+        assert DuckDBStore(path, lock_timeout_s=60).count_traces() == 75
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 _AGENT = textwrap.dedent(
     """
     import sys, time, agenttrace

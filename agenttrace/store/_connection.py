@@ -2,11 +2,15 @@
 
 DuckDB lets one process write a file, and that process excludes every other. So each query opens
 the file, does its work and closes it; an open that meets another process's lock is retried with
-a short growing sleep until `lock_timeout_s`. Writers may ask to *hold* the connection: during a
-burst of batches it stays open (closing it checkpoints the file, which costs more than the write),
-and a closer thread releases it once writes pause for IDLE_CLOSE_S or it has been held for
-MAX_HOLD_S, so readers in other processes get in within their retry window. Inside one process, a lock serialises
-the exporter thread and user queries, so DuckDB never sees two configurations of one file.
+a short growing sleep until `lock_timeout_s`. Writers may ask to *hold* the connection: while
+batches keep coming it stays open (closing it checkpoints the file, which costs more than the write
+and grows with the store), and a closer thread releases it once writes pause for IDLE_CLOSE_S, or
+at once when another process rings, or after MAX_HOLD_S in any case. Ringing: an open that meets
+another process's lock touches `<store>.wait`; the holder's closer sees the file's time move past
+the start of its hold within _CLOSER_TICK_S and lets go, so a reader waits for one checkpoint,
+not for the hold to run out (MAX_HOLD_S still bounds the wait of a reader that cannot ring: an
+older agenttrace, or a folder it may not write). Inside one process, a lock serialises the
+exporter thread and user queries, so DuckDB never sees two configurations of one file.
 The first open in a process checks the file (magic bytes, schema version) read-only and only then
 migrates, so a foreign file or a newer store is refused untouched.
 
@@ -39,11 +43,15 @@ from agenttrace.store import _encryption, _schema
 
 T = TypeVar("T")
 _DUCKDB_MAGIC = b"DUCK"
-IDLE_CLOSE_S = 0.25
-MAX_HOLD_S = 2.0
-# After a hold reaches MAX_HOLD_S, the writer waits this long before holding again, so a reader
-# in another process (retrying every few ms) is sure to get a turn.
+# Longer than the exporter's 1 s schedule, so a steady stream of batches shares one hold and one
+# checkpoint (a traced server paid a checkpoint and an open per batch: a fifth of its busy time).
+IDLE_CLOSE_S = 1.5
+MAX_HOLD_S = 5.0
+# After a hold ends for a waiting process, the writer waits this long before holding again, so
+# that process (retrying every few ms) is sure to get a turn.
 COOLDOWN_S = 0.2
+_BELL_SUFFIX = ".wait"  # `<store>.wait`: touched by a process waiting for the file's lock
+_CLOSER_TICK_S = 0.06  # how often the closer looks at the clock and the bell
 # How long a fork waits for a write in progress before it goes ahead without closing what is held.
 FORK_WAIT_S = 5.0
 _prepared: set[str] = set()
@@ -57,6 +65,7 @@ class _Held:
     con: duckdb.DuckDBPyConnection
     opened: float
     last_used: float
+    opened_ns: int  # wall clock, to compare with the bell file's time
 
 
 class _Connections:
@@ -114,6 +123,7 @@ def retry_while_locked(path: Path, timeout_s: float, attempt: Callable[[], T], a
                 raise StoreLockedError(
                     f"store {path} stayed locked by another process for {timeout_s:.0f}s ({exc}); {advice}"
                 ) from exc
+            _ring(path)
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
@@ -201,7 +211,7 @@ def connect(
             # costs in proportion to the store (measured: 29 -> 20 us/span at 600,000 spans).
             con.execute("SET checkpoint_threshold = '1GB'")
             now = time.monotonic()
-            state.held[key] = _Held(con, now, now)
+            state.held[key] = _Held(con, now, now, time.time_ns())
             _start_closer(state)
             yield con
             return
@@ -221,7 +231,7 @@ def _start_closer(state: _Connections) -> None:
 
 
 def _close_idle_loop(state: _Connections, stop: threading.Event) -> None:
-    while not stop.wait(IDLE_CLOSE_S / 4):
+    while not stop.wait(_CLOSER_TICK_S):
         with state.lock:
             if stop.is_set():
                 return  # release() closed everything and let this closer go
@@ -229,7 +239,7 @@ def _close_idle_loop(state: _Connections, stop: threading.Event) -> None:
             # Keys only, never a _Held in a local: a reference left here would keep a connection
             # alive past shutdown while this daemon thread sleeps.
             for key in list(state.held):
-                if now - state.held[key].opened >= MAX_HOLD_S:
+                if now - state.held[key].opened >= MAX_HOLD_S or _rang_since(key, state.held[key].opened_ns):
                     _close_held(state, key)
                     state.cooldown_until[key] = now + COOLDOWN_S
                 elif now - state.held[key].last_used >= IDLE_CLOSE_S:
@@ -237,6 +247,27 @@ def _close_idle_loop(state: _Connections, stop: threading.Event) -> None:
             if not state.held:
                 state.closer = None  # under the lock: a hold taken after this starts a new closer
                 return
+
+
+def _ring(path: Path) -> None:
+    """Ask the process holding `path` to let go (see the module docstring); best effort."""
+    bell = path.with_name(path.name + _BELL_SUFFIX)
+    try:
+        os.utime(bell)
+    except FileNotFoundError:
+        try:
+            bell.touch()
+        except OSError:
+            pass  # a folder we may not write: the holder lets go after MAX_HOLD_S anyway
+    except OSError:
+        pass
+
+
+def _rang_since(key: str, since_ns: int) -> bool:
+    try:
+        return os.stat(key + _BELL_SUFFIX).st_mtime_ns > since_ns
+    except OSError:
+        return False
 
 
 def _close_held(state: _Connections, key: str) -> None:
