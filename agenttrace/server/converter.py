@@ -24,7 +24,7 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import pyarrow as pa
@@ -84,6 +84,7 @@ class BodyConverter:
         self.workers = workers
         self.renewed = 0  # pools replaced after a worker died, for the health endpoint
         self._lock = threading.Lock()
+        self._starting: list[Future[None]] = []  # one `_ready` per worker of the newest pool
         self._pool = self._new_pool() if workers > 0 else None
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -93,9 +94,19 @@ class BodyConverter:
             initializer=_init_worker,
             initargs=(os.getpid(),),
         )
-        for _ in range(self.workers):
-            pool.submit(_ready)
+        self._starting = [pool.submit(_ready) for _ in range(self.workers)]
         return pool
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Wait until the workers have started (spawning imports agenttrace: about a second each),
+        so that the server answers its first request at full speed; a worker that fails to start is
+        left to the first request, which renews the pool."""
+        for started in self._starting:
+            try:
+                started.result(timeout_s)
+            except Exception as exc:  # BrokenProcessPool, or a timeout on a crowded machine
+                logger.warning("agenttrace server: a converter process did not start: %r", exc)
+                return
 
     def _renew(self, broken: ProcessPoolExecutor) -> ProcessPoolExecutor | None:
         with self._lock:

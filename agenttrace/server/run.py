@@ -89,6 +89,7 @@ def serve(
         counts=counts, on_shutdown=shutdown,
     )  # fmt: skip
     url = f"http://{host}:{sock.getsockname()[1]}"
+    converter.wait_ready()  # the URL is printed once the first request would be converted at once
     if on_ready is not None:
         on_ready(url, bound_grpc)
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
