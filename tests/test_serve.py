@@ -131,6 +131,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory, agents: Any) -> Iterator[d
         "allowed": _Serving(
             create_serving_app(AgentHolder(ServedAgent.load("bot/1")), allowed_hosts=("bot.internal",))
         ),
+        "small": _Serving(create_serving_app(AgentHolder(ServedAgent.load("bot/1")), max_body_bytes=1024)),
     }
     yield {name: s.url for name, s in running.items()}
     agents.RELEASE.set()
@@ -199,6 +200,27 @@ def test_a_body_that_does_not_fit_is_400_with_a_message(servers: dict[str, str],
     status, _, body = post(servers["bot"] + "/invocations", payload)
     assert status == 400 and says in body["error"], body
     assert "question, n?" in body["error"] or "not JSON" in body["error"]
+
+
+def test_a_body_over_the_limit_is_413_whether_its_length_is_declared_or_chunked(servers: dict[str, str]) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = servers["small"] + "/invocations"
+    assert post(url, {"question": "x" * 900})[0] == 200  # under the 1,024 bytes
+    status, _, body = post(url, {"question": "x" * 2000})
+    assert status == 413 and "--max-body-mb" in body["error"] and body["error_type"] == "BodyTooLarge"
+    # No Content-Length: the body arrives in chunks and is refused once past the limit.
+    where = urlsplit(url)
+    con = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    chunks = (b'{"question": "' + b"y" * 600, b"y" * 600, b"y" * 600 + b'"}')
+    con.request(
+        "POST", where.path, body=iter(chunks), headers={"Content-Type": "application/json"}, encode_chunked=True
+    )
+    answer = con.getresponse()
+    assert answer.status == 413 and b"over the server's limit of 1,024 bytes" in answer.read()
+    con.close()
+    assert post(url, {"question": "ok"})[0] == 200  # still serving
 
 
 def test_an_agent_that_raises_is_500_with_type_and_trace_id_and_no_stack(servers: dict[str, str]) -> None:

@@ -26,6 +26,10 @@ from agenttrace.cli._common import AUTH_TOKEN_ENV, allowed_host_option, open_sto
     help="Threads running a sync agent's requests at once, per worker.",
 )  # fmt: skip
 @click.option(
+    "--max-body-mb", default=16.0, show_default=True, type=click.FloatRange(min=0.001),
+    help="Largest request body accepted; larger ones get 413 before they are read whole.",
+)  # fmt: skip
+@click.option(
     "--follow-alias", "follow_s", default=None, type=click.FloatRange(min=0.1), is_flag=False, flag_value=30.0,
     metavar="[SECONDS]", help="Re-resolve the alias every SECONDS (default 30) and serve the version it points at.",
 )  # fmt: skip
@@ -42,6 +46,7 @@ def serve(
     workers: int,
     timeout_s: float,
     threads: int,
+    max_body_mb: float,
     follow_s: float | None,
     auth_token: str | None,
     allowed_hosts: tuple[str, ...],
@@ -80,6 +85,7 @@ def serve(
 
     serve_agent(
         ref, host=host, port=port, workers=workers, timeout_s=timeout_s, threads=threads,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
         follow_interval_s=follow_s, auth_token=auth_token, allowed_hosts=allowed_hosts, store=str(store.path),
         on_ready=ready,
     )  # fmt: skip

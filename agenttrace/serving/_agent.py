@@ -32,6 +32,14 @@ __all__ = ["AgentHolder", "BadRequest", "ServedAgent"]
 class BadRequest(Exception):
     """A request body the agent cannot be called with (HTTP 400); the message says why."""
 
+    status = 400
+
+
+class BodyTooLarge(BadRequest):
+    """A request body over the server's `--max-body-mb` (HTTP 413), refused before it is all read."""
+
+    status = 413
+
 
 def _kind(fn: Any) -> str:
     target = inspect.unwrap(fn)

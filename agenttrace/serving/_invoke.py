@@ -35,7 +35,7 @@ from starlette.responses import Response, StreamingResponse
 
 from agenttrace.jsontext import dumps
 from agenttrace.otel import conventions as cv
-from agenttrace.serving._agent import AgentHolder, BadRequest, ServedAgent
+from agenttrace.serving._agent import AgentHolder, BadRequest, BodyTooLarge, ServedAgent
 from agenttrace.tracing.context import wrap
 from agenttrace.tracing.serialize import Serializer
 from agenttrace.tracing.spans import span
@@ -65,16 +65,32 @@ def _error_body(served: ServedAgent, exc: BaseException, trace_id: str | None, t
 class Invoker:
     """The request handlers, over an AgentHolder; one per app."""
 
-    def __init__(self, holder: AgentHolder, timeout_s: float, threads: int) -> None:
+    def __init__(self, holder: AgentHolder, timeout_s: float, threads: int, max_body_bytes: int) -> None:
         self.holder = holder
         self.timeout_s = timeout_s
+        self.max_body_bytes = max_body_bytes
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="agenttrace-serve")
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
+    async def _read(self, request: Request) -> bytes:
+        """The body, refused as soon as it is known to be over the limit (never held whole in memory)."""
+        limit = self.max_body_bytes
+        too_large = f"the body is over the server's limit of {limit:,} bytes (raise it with --max-body-mb)"
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(too_large)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(too_large)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def _body(self, request: Request, served: ServedAgent) -> dict[str, Any]:
-        raw = await request.body()
+        raw = await self._read(request)
         try:
             payload = json.loads(raw) if raw.strip() else None
         except (ValueError, UnicodeDecodeError) as exc:
@@ -119,7 +135,7 @@ class Invoker:
         try:
             arguments = await self._body(request, served)
         except BadRequest as exc:
-            return _json(400, {"error": str(exc), "error_type": "BadRequest"}, headers)
+            return _json(exc.status, {"error": str(exc), "error_type": type(exc).__name__}, headers)
         token = self._parent(seen)
         trace_id = None
         try:
@@ -176,7 +192,7 @@ class Invoker:
         try:
             arguments = await self._body(request, served)
         except BadRequest as exc:
-            return _json(400, {"error": str(exc), "error_type": "BadRequest"}, headers)
+            return _json(exc.status, {"error": str(exc), "error_type": type(exc).__name__}, headers)
         events = self._events(served, arguments, seen, request_id)
         return StreamingResponse(
             events, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"}

@@ -21,9 +21,10 @@ from agenttrace.serving._agent import AgentHolder
 from agenttrace.serving._invoke import Invoker
 from agenttrace.tracing.runtime import flush
 
-__all__ = ["DEFAULT_TIMEOUT_S", "create_serving_app"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_TIMEOUT_S", "create_serving_app"]
 
 DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 def _openapi_body(holder: AgentHolder) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -40,6 +41,7 @@ def create_serving_app(
     auth_token: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     threads: int = 32,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     host: str = "127.0.0.1",
     allowed_hosts: tuple[str, ...] = (),
 ) -> Any:
@@ -48,7 +50,7 @@ def create_serving_app(
     Requests whose Host names neither this server nor an allowed name get 403 (`HostAllowList`): a
     web page must not reach a served agent on loopback through a rebinding name.
     """
-    invoker = Invoker(holder, timeout_s, threads)
+    invoker = Invoker(holder, timeout_s, threads, max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,6 +69,7 @@ def create_serving_app(
     body, defs = _openapi_body(holder)
     responses = {
         "400": {"description": "The body is not JSON or does not match the agent's parameters"},
+        "413": {"description": "The body is over the server's --max-body-mb"},
         "500": {"description": "The agent raised; the body has the error type and the trace id"},
         "504": {"description": "The agent did not answer within the timeout"},
     }

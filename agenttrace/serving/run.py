@@ -14,7 +14,7 @@ from typing import Any
 
 from agenttrace.server.run import _bind
 from agenttrace.serving._agent import AgentHolder, ServedAgent
-from agenttrace.serving.app import DEFAULT_TIMEOUT_S, create_serving_app
+from agenttrace.serving.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_S, create_serving_app
 
 __all__ = ["SPEC_ENV", "serve_agent", "worker_app"]
 
@@ -26,6 +26,7 @@ def _app(spec: dict[str, Any], served: ServedAgent | None = None) -> Any:
     holder = AgentHolder(served, spec.get("follow_interval_s"))
     return create_serving_app(
         holder, auth_token=spec.get("auth_token"), timeout_s=spec["timeout_s"], threads=spec["threads"],
+        max_body_bytes=spec.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
         host=spec.get("host", "127.0.0.1"), allowed_hosts=tuple(spec.get("allowed_hosts", ())),
     )  # fmt: skip
 
@@ -48,6 +49,7 @@ def serve_agent(
     workers: int = 1,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     threads: int = 32,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     follow_interval_s: float | None = None,
     auth_token: str | None = None,
     allowed_hosts: tuple[str, ...] = (),
@@ -59,7 +61,8 @@ def serve_agent(
 
     served = ServedAgent.load(ref)  # an unknown agent, version or alias fails here, before binding
     spec = {
-        "ref": ref, "timeout_s": timeout_s, "threads": threads, "follow_interval_s": follow_interval_s,
+        "ref": ref, "timeout_s": timeout_s, "threads": threads, "max_body_bytes": max_body_bytes,
+        "follow_interval_s": follow_interval_s,
         "auth_token": auth_token, "store": store, "host": host, "allowed_hosts": list(allowed_hosts),
     }  # fmt: skip
     sock = _bind(host, port)
