@@ -70,6 +70,25 @@ def test_a_store_from_a_newer_schema_is_refused_untouched(tmp_path: Path, caplog
     assert _digest(path) == before
 
 
+def test_a_file_swapped_in_by_another_process_is_checked_again(tmp_path: Path) -> None:
+    # This process checked the store once; then a restore elsewhere swaps in a newer store (a new
+    # file at the same path). It must be refused, not read or written as if it were the old one.
+    path = tmp_path / "swapped.duckdb"
+    store = DuckDBStore(path)
+    store.initialise()
+    assert store.count_traces() == 0
+    _connection.release()
+    newer = tmp_path / "newer.duckdb"
+    con = duckdb.connect(str(newer))
+    con.execute(f"ATTACH '{path}' AS old (READ_ONLY)")
+    con.execute("COPY FROM DATABASE old TO newer")
+    con.execute("INSERT INTO newer.schema_migrations VALUES (999, '999_from_the_future', 0)")
+    con.close()
+    os.replace(newer, path)
+    with pytest.raises(SchemaTooNewError, match="schema version 999"):
+        store.count_traces()
+
+
 def test_unknown_trace_id_is_a_clear_error() -> None:
     with pytest.raises(TraceNotFoundError, match="no trace with id 'abc'"):
         agenttrace.get_trace("abc")

@@ -54,6 +54,8 @@ _BELL_SUFFIX = ".wait"  # `<store>.wait`: touched by a process waiting for the f
 _CLOSER_TICK_S = 0.06  # how often the closer looks at the clock and the bell
 # How long a fork waits for a write in progress before it goes ahead without closing what is held.
 FORK_WAIT_S = 5.0
+# Files checked (magic, schema version, columns) in this process, by path and inode: a file swapped
+# in by another process (`agenttrace store restore`, `encrypt`, `rekey`) is a new inode, checked again.
 _prepared: set[str] = set()
 # DuckDB's own words for a file another process holds; nothing else is a lock (a path or a corrupt
 # block merely containing "lock" is not).
@@ -196,11 +198,12 @@ def connect(
             held.last_used = time.monotonic()
             yield held.con
             return
-        if key not in _prepared or not path.exists():
-            if read_only and not path.exists():
+        checked = _file_identity(key)
+        if checked is None or checked not in _prepared:
+            if read_only and checked is None:
                 raise StoreError(f"no store at {path}; run traced code first or point to the right file")
             _prepare(path, timeout_s)
-            _prepared.add(key)
+            _prepared.add(_file_identity(key) or key)
         con = _open(path, read_only=read_only and not hold, timeout_s=timeout_s)
         if hold:
             # One DuckDB thread for background writes: with two, DuckDB takes both cores of a
@@ -247,6 +250,14 @@ def _close_idle_loop(state: _Connections, stop: threading.Event) -> None:
             if not state.held:
                 state.closer = None  # under the lock: a hold taken after this starts a new closer
                 return
+
+
+def _file_identity(key: str) -> str | None:
+    """`path:inode` of the file now, or None when there is no file."""
+    try:
+        return f"{key}:{os.stat(key).st_ino}"
+    except OSError:
+        return None
 
 
 def _ring(path: Path) -> None:
