@@ -54,6 +54,23 @@ def test_every_span_is_stored_under_a_small_body_limit(tmp_path: Path, spans: in
     assert DuckDBStore(tmp_path / "srv.duckdb").count_traces() == spans
 
 
+def test_opentelemetrys_compression_setting_gzips_client_mode_bodies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+    with ServerThread(tmp_path / "srv.duckdb", max_body_bytes=256 * 1024) as srv:
+        agenttrace.configure(store=None, uri=srv.url)
+        for i in range(60):
+            _tool(f"{i:04d} " + "the same words again " * 1000)  # 21 KB each, 1.2 MB in all
+        assert agenttrace.flush()
+        client = _client(srv)
+        assert client.gzip and runtime.get_runtime().lost_spans() == (0, 0)
+        assert _health(srv)["stored"] == 60
+        assert client.bytes_sent < 200_000  # what went over the wire, gzipped
+    stored = DuckDBStore(tmp_path / "srv.duckdb").search_traces(max_results=100)
+    assert len(stored) == 60 and all("again" in text for text in stored["inputs"].astype(str))
+
+
 def test_a_span_alone_above_the_limit_is_counted_lost_and_its_batch_stored(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

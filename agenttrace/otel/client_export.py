@@ -10,14 +10,19 @@ without the header (a proxy's) halves the bound. Busy answers (429, 502, 503, 50
 Retry-After) and unreachable servers are retried with backoff for `timeout_s`; what is finally
 lost (a span alone above the limit, a 400, a server down for the whole window, spans the server
 rejected in `partial_success`) is counted in `failed`, which the exit warning and
-`agenttrace.status` read, and logged (once at WARNING per cause).
+`agenttrace.status` read, and logged (once at WARNING per cause). Bodies are gzipped when
+OpenTelemetry's own setting asks for it (`OTEL_EXPORTER_OTLP_TRACES_COMPRESSION` or
+`OTEL_EXPORTER_OTLP_COMPRESSION` = `gzip`), as the exporters to other collectors are; the
+server's limit is on the body after gunzip, so the cut is made on the uncompressed size.
 
 Called by OpenTelemetry's `BatchSpanProcessor` on its worker thread; never raises.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
+import os
 import random
 import threading
 import time
@@ -82,15 +87,21 @@ def split_request(request: ExportTraceServiceRequest, limit: int) -> list[tuple[
 class ServerSpanExporter(SpanExporter):
     """Sends spans to `agenttrace server` over OTLP/HTTP protobuf (see the module docstring)."""
 
-    def __init__(self, url: str, headers: Mapping[str, str] | None = None, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, url: str, headers: Mapping[str, str] | None = None, timeout_s: float = 10.0, compress: bool | None = None
+    ) -> None:
         self.url = url
         self.timeout_s = timeout_s
         self.max_body_bytes = DEFAULT_MAX_BODY_BYTES
+        self.gzip = _gzip_from_env() if compress is None else compress
         self.exported = 0
         self.failed = 0
         self.requests = 0  # bodies posted, retries included (for tests and benchmarks)
+        self.bytes_sent = 0  # on the wire, after compression
         self._session = requests.Session()  # OpenTelemetry's HTTP exporter brings requests
         self._session.headers.update({**(headers or {}), "Content-Type": "application/x-protobuf"})
+        if self.gzip:
+            self._session.headers["Content-Encoding"] = "gzip"
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._warned: set[str] = set()
@@ -146,11 +157,14 @@ class ServerSpanExporter(SpanExporter):
         Status 0 means no answer at all.
         """
         attempt, deadline = 0, time.monotonic() + self.timeout_s
+        if self.gzip:
+            body = gzip.compress(body, compresslevel=6)
         while True:
             attempt += 1
             retry_after: float | None = None
             try:
                 self.requests += 1
+                self.bytes_sent += len(body)
                 response = self._session.post(self.url, data=body, timeout=max(self.timeout_s, 5.0))
             except requests.RequestException as exc:
                 status, answer = 0, None
@@ -198,6 +212,15 @@ class ServerSpanExporter(SpanExporter):
     def shutdown(self) -> None:
         self._stop.set()
         self._session.close()
+
+
+def _gzip_from_env() -> bool:
+    """OpenTelemetry's compression setting for trace exporters: `gzip`, or `none` (the default)."""
+    value = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION") or os.environ.get("OTEL_EXPORTER_OTLP_COMPRESSION")
+    value = (value or "none").strip().lower()
+    if value not in ("gzip", "none"):
+        logger.warning("agenttrace: OTLP compression %r is not supported; sending uncompressed (gzip or none)", value)
+    return value == "gzip"
 
 
 def _seconds(value: str | None) -> float | None:
