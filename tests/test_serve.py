@@ -25,7 +25,7 @@ import agenttrace
 from agenttrace.errors import AgentNotFoundError
 from agenttrace.records import Trace
 from agenttrace.serving import AgentHolder, ServedAgent, create_serving_app
-from agenttrace.store import _connection
+from agenttrace.store import DuckDBStore, _connection
 from agenttrace.tracing import runtime
 from tests.server_harness import http
 
@@ -390,6 +390,42 @@ def test_cli_serve_prints_the_url_and_a_curl_and_traces_into_the_store(tmp_path:
         proc.communicate(timeout=30)
     assert proc.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after its graceful shutdown
     assert agenttrace.get_trace(body["trace_id"]).info.agent_name == "clibot"
+
+
+def test_cli_serve_with_two_workers_traces_every_request_into_one_store(store_path: Path) -> None:
+    work = store_path.parent
+    (work / "whobot.py").write_text("import os\n\ndef who(text: str) -> dict:\n    return {'pid': os.getpid()}\n")
+    sys.path.insert(0, str(work))
+    try:
+        agenttrace.register_agent("whobot", "whobot:who")
+    finally:
+        sys.path.remove(str(work))
+    agenttrace.flush()
+    _connection.release()
+    command = [sys.executable, "-m", "agenttrace", "serve", "whobot", "--workers", "2", "--port", "0"]
+    proc = subprocess.Popen([*command, "--store", str(store_path)], cwd=work,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    pids, trace_ids = set(), set()
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split("listening on ")[1].strip()
+        deadline = time.monotonic() + 120
+        while len(trace_ids) < 30 and time.monotonic() < deadline:  # the workers start after the URL is out
+            try:
+                status, _, body = post(url + "/invocations", {"text": "x"})
+            except OSError:
+                time.sleep(0.2)
+                continue
+            assert status == 200, body
+            pids.add(body["outputs"]["pid"])
+            trace_ids.add(body["trace_id"])
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
+    assert len(trace_ids) == 30 and proc.pid not in pids  # answered by worker processes, not the supervisor
+    _connection.forget_prepared()
+    stored = DuckDBStore(store_path).search_traces("agent_name = 'whobot'", max_results=100)
+    assert set(stored["trace_id"]) == trace_ids  # each worker wrote its own requests into the one file
 
 
 def test_cli_serve_refuses_a_public_address_without_a_token_and_an_unknown_alias(tmp_path: Path, agents: Any) -> None:
