@@ -10,21 +10,25 @@ import click
 
 from agenttrace import config
 from agenttrace.errors import ConfigError
-from agenttrace.store import DuckDBStore
+from agenttrace.store import KEY_FROM_SETTINGS, DuckDBStore
 
 AUTH_TOKEN_ENV = "AGENTTRACE_AUTH_TOKEN"
 
 
-def store_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --store (default: AGENTTRACE_STORE, agenttrace.toml, then ./agenttrace.duckdb)."""
+# The one --store option, as the raw path (None: the settings decide); `store_option` opens it.
+store_path_option = click.option(
+    "--store",
+    "store_path",
+    default=None,
+    metavar="PATH",
+    help="DuckDB store file [default: AGENTTRACE_STORE, agenttrace.toml, then ./agenttrace.duckdb]",
+)
 
-    @click.option(
-        "--store",
-        "store_path",
-        default=None,
-        metavar="PATH",
-        help="DuckDB store file [default: AGENTTRACE_STORE or ./agenttrace.duckdb]",
-    )
+
+def store_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --store and pass the command the opened store as `store`."""
+
+    @store_path_option
     @functools.wraps(fn)
     def wrapper(*args: Any, store_path: str | None, **kwargs: Any) -> Any:
         return fn(*args, store=open_store(store_path), **kwargs)
@@ -32,11 +36,14 @@ def store_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def open_store(path: str | None) -> DuckDBStore:
+def open_store(path: str | None, encryption_key: Any = KEY_FROM_SETTINGS) -> DuckDBStore:
+    """The store at `path`, else the configured one; its key from the settings unless one is given."""
     settings = config.resolve({"store": path} if path else None)
     if settings.store is None:
         raise ConfigError("no store configured (AGENTTRACE_STORE is off); pass --store PATH")
-    return DuckDBStore(settings.store, lock_timeout_s=settings.lock_timeout_s)
+    return DuckDBStore(
+        settings.store, lock_timeout_s=settings.lock_timeout_s, encryption_key=encryption_key, settings=settings
+    )
 
 
 def parse_duration(text: str) -> float:

@@ -7,7 +7,13 @@ import sys
 
 import click
 
-from agenttrace.cli._common import AUTH_TOKEN_ENV, allowed_host_option, open_store, refuse_exposure_without_token
+from agenttrace.cli._common import (
+    AUTH_TOKEN_ENV,
+    allowed_host_option,
+    open_store,
+    refuse_exposure_without_token,
+    store_path_option,
+)
 
 
 @click.command("serve")
@@ -38,7 +44,7 @@ from agenttrace.cli._common import AUTH_TOKEN_ENV, allowed_host_option, open_sto
     help="Require 'Authorization: Bearer <token>' on every request.",
 )  # fmt: skip
 @allowed_host_option
-@click.option("--store", "store_path", default=None, metavar="PATH", help="DuckDB store file (registry and traces).")
+@store_path_option
 def serve(
     ref: str,
     host: str,

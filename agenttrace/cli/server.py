@@ -7,7 +7,13 @@ import sys
 
 import click
 
-from agenttrace.cli._common import AUTH_TOKEN_ENV, allowed_host_option, open_store, refuse_exposure_without_token
+from agenttrace.cli._common import (
+    AUTH_TOKEN_ENV,
+    allowed_host_option,
+    open_store,
+    refuse_exposure_without_token,
+    store_path_option,
+)
 
 
 @click.command()
@@ -37,7 +43,7 @@ from agenttrace.cli._common import AUTH_TOKEN_ENV, allowed_host_option, open_sto
     "--ingest-workers", default=None, type=click.IntRange(0, 32),
     help="Processes converting OTLP/HTTP bodies (0: in the server process). Default: one per core less one, at most 4.",
 )  # fmt: skip
-@click.option("--store", "store_path", default=None, metavar="PATH", help="DuckDB store file.")
+@store_path_option
 def server(
     host: str,
     port: int,

@@ -9,17 +9,11 @@ from __future__ import annotations
 import click
 
 from agenttrace import config
-from agenttrace.cli._common import open_store
+from agenttrace.cli._common import open_store, store_path_option
 
 
 @click.command()
-@click.option(
-    "--store",
-    "store_path",
-    default=None,
-    metavar="PATH",
-    help="DuckDB store file [default: AGENTTRACE_STORE or ./agenttrace.duckdb]",
-)
+@store_path_option
 def status(store_path: str | None) -> None:
     """Show the store's path, its counts and any spans dropped or failed to store."""
     if store_path is None:

@@ -14,11 +14,10 @@ from typing import Any
 import click
 
 from agenttrace import config
-from agenttrace.errors import ConfigError
+from agenttrace.cli._common import open_store, store_path_option
 from agenttrace.store import KEY_FROM_SETTINGS, DuckDBStore
 from agenttrace.store._maintenance import unique_backup_path
 
-_STORE = click.option("--store", "store_path", default=None, metavar="PATH", help="DuckDB store file.")
 _KEY_FILE = click.option(
     "--key-file",
     type=click.Path(dir_okay=False, exists=True),
@@ -32,14 +31,7 @@ def _read_key(path: str) -> str:
 
 
 def _open(store_path: str | None, key_file: str | None, key: Any = KEY_FROM_SETTINGS) -> DuckDBStore:
-    settings = config.resolve({"store": store_path} if store_path else None)
-    if settings.store is None:
-        raise ConfigError("no store configured (AGENTTRACE_STORE is off); pass --store PATH")
-    if key_file is not None:
-        key = _read_key(key_file)
-    elif key is KEY_FROM_SETTINGS:
-        key = config.encryption_key(settings)
-    return DuckDBStore(settings.store, lock_timeout_s=settings.lock_timeout_s, encryption_key=key)
+    return open_store(store_path, _read_key(key_file) if key_file is not None else key)
 
 
 def _size(result: dict[str, Any]) -> str:
@@ -58,7 +50,7 @@ def store() -> None:
 @store.command()
 @click.argument("dest", type=click.Path())
 @click.option("--force", is_flag=True, help="Overwrite DEST if it is an existing file.")
-@_STORE
+@store_path_option
 @_KEY_FILE
 def backup(dest: str, force: bool, store_path: str | None, key_file: str | None) -> None:
     """Write a consistent, verified copy of the store to DEST (a file, or a folder to put a dated file in).
@@ -79,7 +71,7 @@ def backup(dest: str, force: bool, store_path: str | None, key_file: str | None)
 @store.command()
 @click.argument("src", type=click.Path(dir_okay=False, exists=True))
 @click.option("--force", is_flag=True, help="Replace the store even when it has writes newer than the backup.")
-@_STORE
+@store_path_option
 @_KEY_FILE
 def restore(src: str, force: bool, store_path: str | None, key_file: str | None) -> None:
     """Replace the store with the backup SRC (made by `agenttrace store backup`).
@@ -92,7 +84,7 @@ def restore(src: str, force: bool, store_path: str | None, key_file: str | None)
 
 
 @store.command()
-@_STORE
+@store_path_option
 @_KEY_FILE
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: tables with row counts, problems.")
 def check(store_path: str | None, key_file: str | None, as_json: bool) -> None:
@@ -113,7 +105,7 @@ def check(store_path: str | None, key_file: str | None, as_json: bool) -> None:
 
 
 @store.command()
-@_STORE
+@store_path_option
 @_KEY_FILE
 def compact(store_path: str | None, key_file: str | None) -> None:
     """Rewrite the store into a fresh file, giving back the space of deleted rows (run after deleting traces)."""
@@ -122,7 +114,7 @@ def compact(store_path: str | None, key_file: str | None) -> None:
 
 
 @store.command()
-@_STORE
+@store_path_option
 @click.option(
     "--new-key-file",
     type=click.Path(dir_okay=False, exists=True),
@@ -140,7 +132,7 @@ def encrypt(store_path: str | None, new_key_file: str | None) -> None:
 
 
 @store.command()
-@_STORE
+@store_path_option
 @_KEY_FILE
 def decrypt(store_path: str | None, key_file: str | None) -> None:
     """Decrypt an encrypted store in place (write new, verify, swap); then unset the key."""
@@ -149,7 +141,7 @@ def decrypt(store_path: str | None, key_file: str | None) -> None:
 
 
 @store.command()
-@_STORE
+@store_path_option
 @_KEY_FILE
 @click.option(
     "--new-key-file", type=click.Path(dir_okay=False, exists=True), required=True, help="File with the new key."

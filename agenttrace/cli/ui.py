@@ -9,13 +9,17 @@ import webbrowser
 
 import click
 
-from agenttrace.cli._common import AUTH_TOKEN_ENV, allowed_host_option, open_store, refuse_exposure_without_token
+from agenttrace.cli._common import (
+    AUTH_TOKEN_ENV,
+    allowed_host_option,
+    open_store,
+    refuse_exposure_without_token,
+    store_path_option,
+)
 
 
 @click.command("ui")
-@click.option(
-    "--store", "store_path", default=None, metavar="PATH", help="DuckDB store file [default: ./agenttrace.duckdb]."
-)
+@store_path_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; others need --auth-token.")
 @click.option(
     "--port", default=8318, show_default=True, type=click.IntRange(0, 65535), help="Port (0 picks a free one)."
