@@ -262,7 +262,7 @@ def _file_identity(key: str) -> str | None:
 
 def _ring(path: Path) -> None:
     """Ask the process holding `path` to let go (see the module docstring); best effort."""
-    bell = path.with_name(path.name + _BELL_SUFFIX)
+    bell = Path(str(path.resolve()) + _BELL_SUFFIX)  # the holder looks next to the resolved path
     try:
         os.utime(bell)
     except FileNotFoundError:
