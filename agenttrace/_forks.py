@@ -17,9 +17,13 @@ import logging
 import os
 from collections.abc import Callable
 
-__all__ = ["at_fork"]
+__all__ = ["FORK_WAIT_S", "at_fork"]
 
 logger = logging.getLogger("agenttrace")
+
+# How long a `before` hook may wait for work in progress (a write holding a lock) before the fork
+# goes ahead without it: a fork must not hang on tracing.
+FORK_WAIT_S = 5.0
 
 Hook = Callable[[], None]
 _before: list[Hook] = []

@@ -26,14 +26,12 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from agenttrace import _forks
 from agenttrace.errors import BatchRejectedError, StoreError, StoreLockedError
 from agenttrace.otel.convert import spans_to_rows
 from agenttrace.store import DuckDBStore
 
 logger = logging.getLogger("agenttrace")
-
-
-FORK_WAIT_S = 5.0  # how long a fork waits for a write in progress before it goes ahead
 
 
 class StoreSpanExporter(SpanExporter):
@@ -112,7 +110,7 @@ class StoreSpanExporter(SpanExporter):
 
     def before_fork(self) -> None:
         """Wait for a write in progress (Arrow and DuckDB locks must not be copied mid-use)."""
-        self._fork_locked = self._lock.acquire(timeout=FORK_WAIT_S)
+        self._fork_locked = self._lock.acquire(timeout=_forks.FORK_WAIT_S)
 
     def after_fork_in_parent(self) -> None:
         if self._fork_locked:

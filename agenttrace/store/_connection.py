@@ -52,8 +52,6 @@ MAX_HOLD_S = 5.0
 COOLDOWN_S = 0.2
 _BELL_SUFFIX = ".wait"  # `<store>.wait`: touched by a process waiting for the file's lock
 _CLOSER_TICK_S = 0.06  # how often the closer looks at the clock and the bell
-# How long a fork waits for a write in progress before it goes ahead without closing what is held.
-FORK_WAIT_S = 5.0
 # Files checked (magic, schema version, columns) in this process, by path and inode: a file swapped
 # in by another process (`agenttrace store restore`, `encrypt`, `rekey`) is a new inode, checked again.
 _prepared: set[str] = set()
@@ -332,7 +330,7 @@ def forget_prepared() -> None:
 
 def _before_fork() -> None:
     state = _state
-    if state.pid != os.getpid() or not state.lock.acquire(timeout=FORK_WAIT_S):
+    if state.pid != os.getpid() or not state.lock.acquire(timeout=_forks.FORK_WAIT_S):
         return
     state.forking = True
     for key in list(state.held):
