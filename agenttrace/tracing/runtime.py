@@ -189,7 +189,7 @@ class Runtime:
         self._release(exiting)
         # Counted last, so a write that finished during the waits above is not reported lost.
         self._report_losses({id(p): p.pending for p in self.processors()})
-        self._release(exiting)
+        self._release(exiting)  # again: recording the counts reopened the store (or used a hold left open)
 
     def _release(self, exiting: bool) -> None:
         if self.store is None:
