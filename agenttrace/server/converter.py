@@ -26,6 +26,7 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 import pyarrow as pa
 
@@ -35,6 +36,7 @@ from agenttrace.store import DuckDBStore
 __all__ = ["BodyConverter", "ConverterUnavailable"]
 
 logger = logging.getLogger("agenttrace")
+_START_TIMEOUT_S = 60.0  # spawning imports agenttrace: about a second, far more on a crowded machine
 
 
 def _to_table(result: IngestResult) -> tuple[pa.Table | None, IngestResult]:
@@ -58,7 +60,12 @@ class ConverterUnavailable(Exception):
     """The converter process died converting this request; the sender should retry it."""
 
 
-def _init_worker(server_pid: int) -> None:
+_started: Any = None  # in a worker: its pool's start barrier (see `_ready`)
+
+
+def _init_worker(server_pid: int, started: Any) -> None:
+    global _started
+    _started = started
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_exit_with_server, args=(server_pid,), name="agenttrace-server-watch", daemon=True).start()
@@ -73,7 +80,13 @@ def _exit_with_server(server_pid: int) -> None:
 
 
 def _ready() -> None:
-    """Submitted once per worker at start, so the first request does not wait for a spawn."""
+    """Submitted once per worker at start. Each waits at the barrier for the others, so every worker
+    takes exactly one (a worker that finished starting first would otherwise take them all) and
+    `wait_ready` returns when all of them can convert."""
+    try:
+        _started.wait(_START_TIMEOUT_S)
+    except threading.BrokenBarrierError:
+        pass  # a worker did not start: the first request renews the pool
 
 
 class BodyConverter:
@@ -88,16 +101,17 @@ class BodyConverter:
         self._pool = self._new_pool() if workers > 0 else None
 
     def _new_pool(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(
             self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=context,
             initializer=_init_worker,
-            initargs=(os.getpid(),),
+            initargs=(os.getpid(), context.Barrier(self.workers)),
         )
         self._starting = [pool.submit(_ready) for _ in range(self.workers)]
         return pool
 
-    def wait_ready(self, timeout_s: float = 60.0) -> None:
+    def wait_ready(self, timeout_s: float = _START_TIMEOUT_S) -> None:
         """Wait until the workers have started (spawning imports agenttrace: about a second each),
         so that the server answers its first request at full speed; a worker that fails to start is
         left to the first request, which renews the pool."""

@@ -58,11 +58,16 @@ def serve(
     import uvicorn
 
     sock = _bind(host, port)
+    converter = BodyConverter(max_value_bytes, workers=ingest_workers)
+    try:
+        converter.wait_ready()  # the URL is printed once the first request would be converted at once
+    except BaseException:  # Ctrl-C while the converters start: nothing else is running yet
+        converter.close()
+        raise
     writer = SpanWriter(store)
     # Retention (`retention_s`, else the `retention` setting): old traces deleted now and on a schedule.
     max_age = retention_s if retention_s is not None else resolve_settings().retention
     retention = store.retention_schedule(max_age) if max_age is not None else None
-    converter = BodyConverter(max_value_bytes, workers=ingest_workers)
     in_flight, counts = BytesInFlight(max_inflight_bytes), IngestCounts()
     grpc_server: Any = None
     bound_grpc = None
@@ -89,7 +94,6 @@ def serve(
         counts=counts, on_shutdown=shutdown,
     )  # fmt: skip
     url = f"http://{host}:{sock.getsockname()[1]}"
-    converter.wait_ready()  # the URL is printed once the first request would be converted at once
     if on_ready is not None:
         on_ready(url, bound_grpc)
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
