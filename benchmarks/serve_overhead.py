@@ -73,7 +73,9 @@ due = itertools.count()
 def worker():
     con = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     mine = []
-    while time.perf_counter() < stop_at:
+    # With a rate the loop ends on the schedule alone: a request due before the end is sent even when
+    # the answer before it came late (those are the requests that waited longest).
+    while rate or time.perf_counter() < stop_at:
         t = time.perf_counter()
         if rate:
             t = start_at + next(due) / rate
@@ -85,7 +87,8 @@ def worker():
         response.read()
         mine.append(time.perf_counter() - t)
         if response.status != 200:
-            errors[0] += 1
+            with lock:
+                errors[0] += 1
     with lock:
         latencies.extend(mine)
 

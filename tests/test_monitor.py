@@ -259,8 +259,9 @@ def test_without_follow_an_endpoint_down_leaves_the_work_for_the_next_run(bot: A
 
 
 # A monitor process with a scorer slow enough (50 ms a trace) that two processes overlap for
-# seconds, and batches long enough (0.3 s) that a process lets go of the file between them (it
-# keeps it only 0.25 s after a write); each waits for the go file, so both start together.
+# seconds; each lets the other into the file between its batches (a process that finds the file
+# locked rings `<store>.wait`, and the holder lets go); each waits for the go file, so both start
+# together.
 WORKER = """
 import sys, time
 from pathlib import Path

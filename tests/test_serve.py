@@ -410,7 +410,9 @@ def test_cli_serve_with_two_workers_traces_every_request_into_one_store(store_pa
         assert proc.stdout is not None
         url = proc.stdout.readline().split("listening on ")[1].strip()
         deadline = time.monotonic() + 120
-        while len(trace_ids) < 30 and time.monotonic() < deadline:  # the workers start after the URL is out
+        # The workers start after the URL is out; go on until both have answered (new connections
+        # each time, which the kernel hands to either worker).
+        while (len(trace_ids) < 30 or len(pids) < 2) and time.monotonic() < deadline:
             try:
                 status, _, body = post(url + "/invocations", {"text": "x"})
             except OSError:
@@ -422,7 +424,7 @@ def test_cli_serve_with_two_workers_traces_every_request_into_one_store(store_pa
     finally:
         proc.terminate()
         proc.communicate(timeout=60)
-    assert len(trace_ids) == 30 and proc.pid not in pids  # answered by worker processes, not the supervisor
+    assert len(pids) == 2 and proc.pid not in pids  # both worker processes answered, not the supervisor
     _connection.forget_prepared()
     stored = DuckDBStore(store_path).search_traces("agent_name = 'whobot'", max_results=100)
     assert set(stored["trace_id"]) == trace_ids  # each worker wrote its own requests into the one file

@@ -207,7 +207,10 @@ def _pass(work: _MonitorWork, report: MonitorRunReport, lease_s: float) -> int:
             work.backoff = min(work.backoff * 2, _BACKOFF_MAX_S)
             return total
         except BaseException:  # Ctrl-C or SIGTERM mid-batch: hand the claims back, not after a 10-minute lease
-            work.store.release_monitor_work(scorer_name, work.owner, [r["trace_id"] for r in rows])
+            try:
+                work.store.release_monitor_work(scorer_name, work.owner, [r["trace_id"] for r in rows])
+            except Exception as exc:  # never in place of the interrupt: the lease frees them later
+                logger.warning("monitor %s: could not hand back %d claims: %s", monitor_id, len(rows), exc)
             raise
         kept = work.store.finish_monitor_work(scorer_name, work.owner, assessments)
         work.backoff = _BACKOFF_START_S

@@ -74,18 +74,21 @@ class Invoker:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
+    def _too_large(self) -> BodyTooLarge:
+        limit = self.max_body_bytes
+        return BodyTooLarge(f"the body is over the server's limit of {limit:,} bytes (raise it with --max-body-mb)")
+
     async def _read(self, request: Request) -> bytes:
         """The body, refused as soon as it is known to be over the limit (never held whole in memory)."""
         limit = self.max_body_bytes
-        too_large = f"the body is over the server's limit of {limit:,} bytes (raise it with --max-body-mb)"
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise BodyTooLarge(too_large)
+            raise self._too_large()
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise BodyTooLarge(too_large)
+                raise self._too_large()
             chunks.append(chunk)
         return b"".join(chunks)
 

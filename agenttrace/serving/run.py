@@ -26,8 +26,7 @@ def _app(spec: dict[str, Any], served: ServedAgent | None = None) -> Any:
     holder = AgentHolder(served, spec.get("follow_interval_s"))
     return create_serving_app(
         holder, auth_token=spec.get("auth_token"), timeout_s=spec["timeout_s"], threads=spec["threads"],
-        max_body_bytes=spec.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
-        host=spec.get("host", "127.0.0.1"), allowed_hosts=tuple(spec.get("allowed_hosts", ())),
+        max_body_bytes=spec["max_body_bytes"], host=spec["host"], allowed_hosts=tuple(spec["allowed_hosts"]),
     )  # fmt: skip
 
 
