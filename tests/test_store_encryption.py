@@ -264,3 +264,26 @@ def test_a_key_given_to_a_store_object_is_kept_when_tracing_starts(tmp_path: Pat
     runtime.reset()
     _connection.forget_prepared()
     assert _is_encrypted(path, "given-key")
+
+
+def test_a_store_object_built_later_without_the_key_keeps_the_configured_one(tmp_path: Path) -> None:
+    """configure(encryption_key=...) holds for the file: a DuckDBStore(path) built afterwards by the
+    program (whose own settings name no key) must not turn the tracer's writes into failures."""
+    path = tmp_path / "configured.duckdb"
+    runtime.reset()
+    agenttrace.configure(store=str(path), encryption_key="k1", raise_internal_errors=True, schedule_delay_ms=50)
+
+    @agenttrace.trace
+    def answer(question: str) -> str:
+        return question
+
+    answer("first")
+    assert agenttrace.flush()
+    _connection.release()
+    assert DuckDBStore(path).count_traces() == 1  # read with the key this process was given
+    answer("second")
+    assert agenttrace.flush() and runtime.get_runtime().lost_spans() == (0, 0)
+    runtime.reset()
+    _connection.forget_prepared()
+    assert _is_encrypted(path, "k1")
+    assert DuckDBStore(path, encryption_key="k1").count_traces() == 2

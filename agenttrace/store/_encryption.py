@@ -43,6 +43,8 @@ def set_key(path: Path, key: str | None, *, explicit: bool = True) -> None:
         raise StoreError("the encryption key is empty; give a non-empty key or none at all")
     name = str(Path(path).resolve())
     with _keys_lock:
+        if not explicit and key is None and _keys.get(name) is not None:
+            return  # settings without a key say nothing about the key this process was given
         if explicit or not _explicit.get(name, False):
             _keys[name] = key
             _explicit[name] = explicit
