@@ -6,8 +6,8 @@ a short growing sleep until `lock_timeout_s`. Writers may ask to *hold* the conn
 batches keep coming it stays open (closing it checkpoints the file, which costs more than the write
 and grows with the store), and a closer thread releases it once writes pause for IDLE_CLOSE_S, or
 at once when another process rings, or after MAX_HOLD_S in any case. Ringing: an open that meets
-another process's lock touches `<store>.wait`; the holder's closer sees the file's time move past
-the start of its hold within _CLOSER_TICK_S and lets go, so a reader waits for one checkpoint,
+another process's lock touches `<store>.wait`; the holder's closer sees the file's time differ
+from what it was when the hold began within _CLOSER_TICK_S and lets go, so a reader waits for one checkpoint,
 not for the hold to run out (MAX_HOLD_S still bounds the wait of a reader that cannot ring: an
 older agenttrace, or a folder it may not write). Inside one process, a lock serialises the
 exporter thread and user queries, so DuckDB never sees two configurations of one file.
@@ -65,7 +65,7 @@ class _Held:
     con: duckdb.DuckDBPyConnection
     opened: float
     last_used: float
-    opened_ns: int  # wall clock, to compare with the bell file's time
+    bell: int | None  # the bell file's time when the hold began (None: no bell yet); a change is a ring
 
 
 class _Connections:
@@ -212,7 +212,7 @@ def connect(
             # costs in proportion to the store (measured: 29 -> 20 us/span at 600,000 spans).
             con.execute("SET checkpoint_threshold = '1GB'")
             now = time.monotonic()
-            state.held[key] = _Held(con, now, now, time.time_ns())
+            state.held[key] = _Held(con, now, now, _bell_time(key))
             _start_closer(state)
             yield con
             return
@@ -240,7 +240,7 @@ def _close_idle_loop(state: _Connections, stop: threading.Event) -> None:
             # Keys only, never a _Held in a local: a reference left here would keep a connection
             # alive past shutdown while this daemon thread sleeps.
             for key in list(state.held):
-                if now - state.held[key].opened >= MAX_HOLD_S or _rang_since(key, state.held[key].opened_ns):
+                if now - state.held[key].opened >= MAX_HOLD_S or _bell_time(key) != state.held[key].bell:
                     _close_held(state, key)
                     state.cooldown_until[key] = now + COOLDOWN_S
                 elif now - state.held[key].last_used >= IDLE_CLOSE_S:
@@ -272,11 +272,13 @@ def _ring(path: Path) -> None:
         pass
 
 
-def _rang_since(key: str, since_ns: int) -> bool:
+def _bell_time(key: str) -> int | None:
+    # Compared with itself only, never with our clock: a clock stepped back, or a file server's own
+    # clock, would otherwise read as a ring at every tick (or never).
     try:
-        return os.stat(key + _BELL_SUFFIX).st_mtime_ns > since_ns
+        return os.stat(key + _BELL_SUFFIX).st_mtime_ns
     except OSError:
-        return False
+        return None
 
 
 def _close_held(state: _Connections, key: str) -> None:

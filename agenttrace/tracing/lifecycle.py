@@ -60,6 +60,7 @@ _MAIN_THREAD_GRACE_S = 0.2  # the main thread runs a handler within microseconds
 _watch_fds: tuple[int, int] | None = None  # (read, write) ends of the wakeup pipe the watcher reads
 _handler_started = threading.Event()  # our handler began on the main thread, about to end the process
 _ending = threading.Lock()  # held by whichever thread (main or watcher) writes and ends the process
+_ending_thread: int | None = None  # which one holds it
 logger = logging.getLogger("agenttrace")
 
 
@@ -96,9 +97,20 @@ def _on_sigterm(signum: int, frame: Any) -> None:
         return
     # The default action (SIG_DFL, or a handler set outside Python): write, then end as SIGTERM would.
     _handler_started.set()
-    if _ending.acquire(blocking=False):  # else the watcher (or an outer call of this handler) is at it
+    if _take_ending():
         signal.signal(signum, signal.SIG_DFL)
         _write_then_end(signum)
+    elif _ending_thread != threading.get_ident():
+        threading.Event().wait()  # the watcher is writing and will end the process: run no more code
+    # else an outer call of this handler, on this thread, is already at it
+
+
+def _take_ending() -> bool:
+    global _ending_thread
+    if not _ending.acquire(blocking=False):
+        return False
+    _ending_thread = threading.get_ident()
+    return True
 
 
 def _ends_the_process() -> bool:
@@ -108,10 +120,12 @@ def _ends_the_process() -> bool:
 
 def _write_then_end(signum: int) -> None:
     """Write what is queued (bounded by `exit_timeout_s`), then die by `signum`'s default action."""
-    rt = _current()
-    if rt is not None:
-        rt.shutdown(exiting=True)
-    os.kill(os.getpid(), signum)
+    try:
+        rt = _current()
+        if rt is not None:
+            rt.shutdown(exiting=True)
+    finally:  # whatever the write did, the signal must still end the process
+        os.kill(os.getpid(), signum)
 
 
 def _start_watch() -> None:
@@ -143,10 +157,14 @@ def _watch(read_fd: int) -> None:
             return
         if signal.SIGTERM not in received or not _ends_the_process():
             continue  # the program's own handler, or ignored: the main thread does what it says
-        if not _handler_started.wait(_MAIN_THREAD_GRACE_S) and _ending.acquire(blocking=False):
+        if not _handler_started.wait(_MAIN_THREAD_GRACE_S) and _take_ending():
             logger.debug("agenttrace: the main thread is blocked; writing and ending on SIGTERM from the watcher")
-            _reset_to_default(signal.SIGTERM)
-            _write_then_end(signal.SIGTERM)
+            try:
+                _reset_to_default(signal.SIGTERM)
+                signum = signal.SIGTERM
+            except Exception:  # the default action cannot be restored: end the process all the same
+                signum = signal.SIGKILL
+            _write_then_end(signum)
 
 
 def _reset_to_default(signum: int) -> None:
@@ -159,8 +177,8 @@ def _reset_to_default(signum: int) -> None:
 
 def _watch_in_child() -> None:
     """A forked child must never write into its parent's pipe: the parent's watcher would act on it."""
-    global _watch_fds, _handler_started, _ending
-    _handler_started, _ending = threading.Event(), threading.Lock()
+    global _watch_fds, _handler_started, _ending, _ending_thread
+    _handler_started, _ending, _ending_thread = threading.Event(), threading.Lock(), None
     inherited, _watch_fds = _watch_fds, None
     if inherited is None:
         return
@@ -204,7 +222,6 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    _watch_in_child()
     rt = _current()
     if rt is not None:
         rt.at_fork_child()
@@ -215,4 +232,5 @@ def _after_fork_in_child() -> None:
         util.register_after_fork(_anchor, _add_finaliser)
 
 
+_forks.at_fork(after_in_child=_watch_in_child)  # a hook of its own: its failure must not skip the next
 _forks.at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
