@@ -138,8 +138,11 @@ def test_multiprocessing_children_store_their_spans(store_path: Path, method: st
 
 
 def test_exit_shortly_after_the_last_write_never_aborts(tmp_path: Path) -> None:
-    # The closer releases the file 0.25 s after the last write; exits around then used to abort (134).
-    delays = ["0.18", "0.21", "0.23", "0.25", "0.27", "0.30"]
+    # The closer releases the file IDLE_CLOSE_S after the last write; exits around then used to abort
+    # (134), so the sweep straddles that moment.
+    from agenttrace.store._connection import IDLE_CLOSE_S
+
+    delays = [f"{IDLE_CLOSE_S + d:.2f}" for d in (-0.07, -0.04, -0.02, 0.0, 0.02, 0.05)]
     body = """
     for i in range(200):
         step(i)
