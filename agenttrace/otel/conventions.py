@@ -143,8 +143,11 @@ def map_span(attrs: Mapping[str, Any], events: list[dict[str, Any]], trusted: bo
     """
     facts: dict[str, Any] = {}
     ranks: dict[str, int] = {}
-    first_of = _FIRST_OF
+    rest: dict[str, Any] = {}  # the attributes JSON: all but ours (one pass reads facts and rest)
+    first_of, lifted = _FIRST_OF, LIFTED
     for key, value in attrs.items():
+        if key not in lifted:
+            rest[key] = value
         slot = first_of.get(key)
         if slot is None or value is None:
             continue
@@ -173,7 +176,9 @@ def map_span(attrs: Mapping[str, Any], events: list[dict[str, Any]], trusted: bo
         metadata = get("metadata")
     if metadata is not None:
         facts["metadata"] = _json_object(metadata)
-    facts["attributes"] = _rest(attrs, trusted)
+    if not trusted and len(rest) < len(attrs):
+        _drop_payload_copies(attrs, rest, span_type)
+    facts["attributes"] = dumps(rest) if rest else "{}"
     return facts
 
 
@@ -333,36 +338,29 @@ def _json_object(value: Any) -> str | None:
     return parsed[0] if parsed is not None and isinstance(parsed[1], dict) else None
 
 
-def _rest(attrs: Mapping[str, Any], trusted: bool) -> str:
-    """The attributes JSON: all but ours, and, for spans from outside, but the copies of our
-    payloads that our own OTLP export adds for other tools (a span of this process has none)."""
-    rest = {k: v for k, v in attrs.items() if k not in LIFTED}
-    if not trusted and len(rest) < len(attrs):
-        _drop_payload_copies(attrs, rest)
-    return dumps(rest) if rest else "{}"
-
-
 # Prefixes of the message and document forms of our payloads that our own export adds.
 _PAYLOAD_COPIES = ("llm.input_messages.", "llm.output_messages.", "gen_ai.input.", "gen_ai.output.",
                    "retrieval.documents.")  # fmt: skip
 
 
 _COPY_VALUES = ((INPUTS, "input.value", "input.mime_type"), (OUTPUTS, "output.value", "output.mime_type"))
+_TYPES_WITH_COPIES = frozenset({"LLM", "RETRIEVER"})  # see otlp_export._payload_conventions
 _COPY_KEY = re.compile("^(?:" + "|".join(re.escape(p) for p in _PAYLOAD_COPIES) + ")", re.M)
 
 
-def _drop_payload_copies(attrs: Mapping[str, Any], rest: dict[str, Any]) -> None:
-    """Keep each payload once: `input.value`/`output.value` equal to ours, and the message and
-    document forms our export derives from ours, are dropped. Small copies (the span kind, the
-    GenAI operation) stay as sent. Runs for every ingested span of ours, so the common case is two
-    comparisons and one regular-expression scan of the keys, joined."""
+def _drop_payload_copies(attrs: Mapping[str, Any], rest: dict[str, Any], span_type: str) -> None:
+    """Keep each payload once, for a span from outside that carries ours (it has our attributes):
+    `input.value`/`output.value` equal to ours, and the message and document forms our export
+    derives from ours, are dropped. Small copies (the span kind, the GenAI operation) stay as sent.
+    Runs for every ingested span of ours, so the common case is two comparisons, and for LLM and
+    RETRIEVER spans (the only ones our export gives those forms) one scan of the keys, joined."""
     for key, copy, mime in _COPY_VALUES:
         value = attrs.get(key)
         if value is not None and rest.get(copy) == value:
             del rest[copy]
             if rest.get(mime) == _JSON_MIME:
                 del rest[mime]
-    if _COPY_KEY.search("\n".join(rest)):
+    if span_type in _TYPES_WITH_COPIES and _COPY_KEY.search("\n".join(rest)):
         from agenttrace.otel.otlp_export import with_conventions  # both directions share these names
 
         ours = {k: v for k, v in attrs.items() if k in LIFTED}

@@ -111,12 +111,11 @@ def _update(column: TraceColumn) -> str | None:
     return f"(greatest(traces.{end}, excluded.{end}) - least(traces.{start}, excluded.{start})) / 1e6"
 
 
-_TRACE_NAMES = ", ".join(c.name for c in TRACE_COLUMNS)
-_SET = ",\n    ".join(f"{c.name} = {sql}" for c in TRACE_COLUMNS if (sql := _update(c)) is not None)
-# Folds whose aggregate is NULL when none of the batch's spans has a value: for such a column the
-# aggregate is written as NULL, which the update leaves the stored value for. Most spans carry no
-# tags, session or agent, so most batches skip most of the aggregate work (a trace of one span
-# per call costs a group each).
+# Folds whose aggregate is NULL when none of the batch's spans has a value, and whose update then
+# keeps the stored value: such a column is left out of the batch's statement altogether (a new
+# trace gets NULL, a stored one keeps its value). Most spans carry no tags, session or agent, so
+# most batches skip most of the aggregate work (a trace of one span per call costs a group each),
+# and DuckDB plans a shorter statement (planning is most of a small batch's cost: 5.5 -> 4.6 ms).
 _SKIPPABLE = {Fold.FIRST, Fold.LATEST, Fold.MERGE, Fold.SUM}
 OPTIONAL_SOURCES = tuple(sorted({s for c in TRACE_COLUMNS if c.fold in _SKIPPABLE for s in c.inputs}))
 
@@ -124,12 +123,14 @@ OPTIONAL_SOURCES = tuple(sorted({s for c in TRACE_COLUMNS if c.fold in _SKIPPABL
 @functools.lru_cache(maxsize=64)
 def upsert_traces_sql(absent: frozenset[str]) -> str:
     """The trace upsert for a batch in which the columns `absent` are NULL in every row."""
-    selects = []
-    for c in TRACE_COLUMNS:
-        skip = c.fold in _SKIPPABLE and absent.issuperset(c.inputs)
-        selects.append(f"{f'NULL::{DUCKDB_TYPES[c.kind]}' if skip else _aggregate(c)} AS {c.name}")
-    aggregate = "SELECT " + ",\n    ".join(selects) + "\nFROM batch GROUP BY trace_id"
-    return f"INSERT INTO traces ({_TRACE_NAMES})\n{aggregate}\nON CONFLICT (trace_id) DO UPDATE SET\n    {_SET}"
+    kept = [c for c in TRACE_COLUMNS if not (c.fold in _SKIPPABLE and absent.issuperset(c.inputs))]
+    names = ", ".join(c.name for c in kept)
+    selects = ",\n    ".join(f"{_aggregate(c)} AS {c.name}" for c in kept)
+    sets = ",\n    ".join(f"{c.name} = {sql}" for c in kept if (sql := _update(c)) is not None)
+    return (
+        f"INSERT INTO traces ({names})\nSELECT {selects}\nFROM batch GROUP BY trace_id\n"
+        f"ON CONFLICT (trace_id) DO UPDATE SET\n    {sets}"
+    )
 
 
 def absent_columns(batch: pa.Table) -> frozenset[str]:
