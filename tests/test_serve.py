@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 import agenttrace
-from agenttrace.errors import AgentNotFoundError
+from agenttrace.errors import AgentNotFoundError, TraceNotFoundError
 from agenttrace.records import Trace
 from agenttrace.serving import AgentHolder, ServedAgent, create_serving_app
 from agenttrace.store import DuckDBStore, _connection
@@ -148,8 +148,17 @@ def post(url: str, payload: Any, headers: dict[str, str] | None = None) -> tuple
 
 
 def stored(trace_id: str) -> Trace:
-    agenttrace.flush()
-    return agenttrace.get_trace(trace_id)
+    """The request's trace once it is stored: the root span is recorded after the answer is sent."""
+    deadline = time.monotonic() + 10
+    while True:
+        agenttrace.flush()
+        try:
+            trace = agenttrace.get_trace(trace_id)
+        except TraceNotFoundError:
+            trace = None
+        if trace is not None and trace.info.status != "IN_PROGRESS" or time.monotonic() > deadline:
+            return trace if trace is not None else agenttrace.get_trace(trace_id)
+        time.sleep(0.02)
 
 
 def test_invocations_answer_and_the_request_is_one_stamped_trace(servers: dict[str, str]) -> None:

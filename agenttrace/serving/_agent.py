@@ -16,7 +16,7 @@ import inspect
 import logging
 import threading
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
@@ -103,6 +103,8 @@ class ServedAgent:
     model: type[pydantic.BaseModel]
     parameters: set[str]
     open_ended: bool
+    # The serving layer's root-span attributes per route, checked once (see serving._invoke).
+    root_attributes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def load(cls, ref: str) -> ServedAgent:

@@ -30,6 +30,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -38,7 +39,7 @@ from agenttrace.otel import conventions as cv
 from agenttrace.serving._agent import AgentHolder, BadRequest, BodyTooLarge, ServedAgent
 from agenttrace.tracing.context import wrap
 from agenttrace.tracing.serialize import Serializer
-from agenttrace.tracing.spans import span
+from agenttrace.tracing.spans import LiveSpan, _NoopSpan, checked_attributes, span
 
 __all__ = ["Invoker"]
 
@@ -111,23 +112,22 @@ class Invoker:
         request_id = seen.get("x-request-id") or f"{random.getrandbits(128):032x}"
         return seen, request_id, {"x-request-id": request_id}
 
-    @staticmethod
     def _root(
-        served: ServedAgent, route: str, arguments: dict[str, Any], seen: dict[str, str], request_id: str
+        self, served: ServedAgent, route: str, arguments: dict[str, Any], seen: dict[str, str], request_id: str
     ) -> span:
         # The request's facts go on the root span as the attributes update_current_trace would set:
-        # the span is the trace's root here, so there is nothing to merge with.
-        attributes = {
-            **served.loaded.identity.attributes,
-            "http.request.method": "POST",
-            "http.route": route,
-            cv.TRACE_METADATA: dumps({"request_id": request_id}),
-        }
+        # the span is the trace's root here, so there is nothing to merge with. What is the same for
+        # every request of a version and route is checked once (a swapped version brings its own).
+        static = served.root_attributes.get(route)
+        if static is None:
+            identity = {**served.loaded.identity.attributes, "http.request.method": "POST", "http.route": route}
+            static = served.root_attributes[route] = checked_attributes("AGENT", identity)
+        attributes = {**static, cv.TRACE_METADATA: dumps({"request_id": request_id})}
         if "x-session-id" in seen:
             attributes[cv.SESSION_ID] = seen["x-session-id"]
         if "x-user-id" in seen:
             attributes[cv.USER_ID] = seen["x-user-id"]
-        return span(served.loaded.name, span_type="AGENT", inputs=arguments, attributes=attributes)
+        return span.of_checked(served.loaded.name, attributes, inputs=arguments)
 
     @staticmethod
     def _parent(seen: dict[str, str]) -> Token[Context] | None:
@@ -143,8 +143,9 @@ class Invoker:
             return _json(exc.status, {"error": str(exc), "error_type": type(exc).__name__}, headers)
         token = self._parent(seen)
         trace_id = None
+        root = self._root(served, "/invocations", arguments, seen, request_id)
         try:
-            with self._root(served, "/invocations", arguments, seen, request_id) as live:
+            with root as live:
                 trace_id = live.trace_id
                 try:
                     outputs = await asyncio.wait_for(self._call(served, arguments), self.timeout_s)
@@ -152,8 +153,7 @@ class Invoker:
                     live.set_attributes({"http.response.status_code": 504 if isinstance(exc, TimeoutError) else 500})
                     raise
                 text = _RESPONSE.to_json(outputs)
-                live.set_outputs(outputs)
-                live.set_attributes({"http.response.status_code": 200})
+                end = root.leave()  # the span ends now, and is recorded once the answer is sent
         except Exception as exc:
             status = 504 if isinstance(exc, TimeoutError) else 500
             return _json(
@@ -163,7 +163,11 @@ class Invoker:
             if token is not None:
                 otel_context.detach(token)
         body = f'{{"outputs": {text}, "trace_id": {json.dumps(trace_id)}, "agent_version": {json.dumps(served.label)}}}'
-        return Response(body, media_type="application/json", headers={**headers, **_trace_header(trace_id)})
+        # Recording the outputs and storing the span is work the caller need not wait for.
+        record = BackgroundTask(_record_answer, live, outputs, end) if trace_id is not None else None
+        return Response(
+            body, media_type="application/json", headers={**headers, **_trace_header(trace_id)}, background=record
+        )
 
     @staticmethod
     def _bound(served: ServedAgent, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -253,6 +257,15 @@ class Invoker:
                 yield item
         finally:
             self.pool.submit(lambda: context.run(gen.close))
+
+
+async def _record_answer(live: LiveSpan | _NoopSpan, outputs: Any, end: Callable[[], None]) -> None:
+    """After a 200 is sent: the span's outputs and status, then the span is stored (never raises).
+
+    A coroutine, so Starlette runs it on the event loop right after the answer (a plain function
+    would cost a hop to its thread pool per request)."""
+    live.set_attributes({cv.OUTPUTS: outputs, "http.response.status_code": 200})
+    end()
 
 
 def _event(name: str | None, data: Any) -> str:

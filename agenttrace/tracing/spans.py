@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
@@ -102,10 +103,10 @@ def end_error(s: Span, token: object | None, exc: BaseException) -> None:
         _end(s)
 
 
-def _end(s: Span) -> None:
+def _end(s: Span, end_time_ns: int | None = None) -> None:
     # Whatever failed before, the span is ended, so it is stored with what it has.
     try:
-        s.end()
+        s.end(end_time=end_time_ns)
     except Exception as exc:
         internal_error("end span", exc)
 
@@ -146,13 +147,16 @@ class LiveSpan:
         serialised as such: the store trusts them to be JSON.
         """
         try:
+            if not self._span.is_recording():
+                return  # a sampled-out span keeps nothing: do not serialise for it
+            serializer = self._rt.serializer
             plain = {}
             for key, value in attributes.items():
                 if key in _PAYLOAD_KEYS:
-                    self._set(key, value)
+                    plain[key] = serializer.to_json(value)
                 else:
                     plain[key] = _attribute_value(value, self._rt)
-            self._span.set_attributes(plain)
+            self._span.set_attributes(plain)  # one call: OpenTelemetry checks and locks once
         except Exception as exc:
             internal_error("set attributes", exc)
 
@@ -213,6 +217,32 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
         self._inputs = inputs
         self._state: tuple[Span, object] | None = None
 
+    @classmethod
+    def of_checked(cls, name: str, attributes: dict[str, Any], inputs: Any = None) -> span:
+        """A span whose attributes are already what OpenTelemetry takes, the span type among them
+        (`checked_attributes` made them once): for code that starts the same span many times."""
+        self = cls.__new__(cls)
+        self._name, self._attributes, self._inputs, self._state = name, attributes, inputs, None
+        return self
+
+    def leave(self) -> Callable[[], None]:
+        """Leave the block now, and return the call that ends the span, timed at this moment.
+
+        For a server that answers first and records after: the context is restored here, the
+        span's final attributes may still be set, and the span is stored once the call is made.
+        Then leaving the `with` block does nothing more.
+        """
+        if self._state is None:
+            return _nothing
+        s, token = self._state
+        self._state = None
+        end_ns = time.time_ns()
+        try:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        except Exception as exc:
+            internal_error("leave span", exc)
+        return lambda: _end(s, end_ns)
+
     def __enter__(self) -> LiveSpan | _NoopSpan:
         rt = get_runtime()
         if not rt.enabled:
@@ -220,12 +250,17 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
         if self._state is not None:
             raise RuntimeError(f"span {self._name!r} is already open; create a new span() for each block")
         attrs = dict(self._attributes)
-        if self._inputs is not None:
+        # As the decorator does: with sampling, serialise the inputs only of spans that are kept.
+        early = self._inputs is not None and rt.settings.sample_rate >= 1.0
+        if early:
             attrs[cv.INPUTS] = rt.serializer.to_json(self._inputs)
         self._state = start(rt, self._name, attrs)
         if self._state is None:
             return _NOOP
-        return LiveSpan(self._state[0], rt)
+        live = LiveSpan(self._state[0], rt)
+        if self._inputs is not None and not early and self._state[0].is_recording():
+            live.set_inputs(self._inputs)
+        return live
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -246,6 +281,18 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+def _nothing() -> None:
+    pass
+
+
+def checked_attributes(span_type: str | SpanType | None, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """`span()`'s attributes, checked and converted once, for `span.of_checked`."""
+    return {
+        cv.SPAN_TYPE: normalize_span_type(span_type),
+        **{k: static_attribute_value(v) for k, v in attributes.items()},
+    }
 
 
 class _NoopSpan:
