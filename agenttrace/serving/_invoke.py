@@ -9,9 +9,12 @@ nests below. The target is called with the registry's binding of the version's c
 (what `load_agent`'s callable does, without its own span). A W3C `traceparent` header makes the
 root a child of the caller's span, so a traced client and the served agent are one trace.
 
-Sync agents run on a thread pool (so a slow one holds a thread, not the event loop); async ones
-on the loop. A request longer than the timeout is answered 504 and its trace marked ERROR; the
-agent's thread cannot be stopped and finishes in the background. A result that is not JSON is
+A successful request's span is ended at the moment the answer is ready, but its outputs and status
+are set, and the span handed to the exporter, only after the answer is sent (an async background
+task on the event loop): the caller does not wait for that bookkeeping. Errors are recorded before
+the error answer, as before. Sync agents run on a thread pool (so a slow one holds a thread, not
+the event loop); async ones on the loop. A request longer than the timeout is answered 504 and its
+trace marked ERROR; the agent's thread cannot be stopped and finishes in the background. A result that is not JSON is
 encoded as the tracer encodes payloads (never a 500 of ours). An agent that raises gets 500 with
 the error type and trace id; the stack is in the trace only.
 """
