@@ -14,9 +14,9 @@ are set, and the span handed to the exporter, only after the answer is sent (an 
 task on the event loop): the caller does not wait for that bookkeeping. Errors are recorded before
 the error answer, as before. Sync agents run on a thread pool (so a slow one holds a thread, not
 the event loop); async ones on the loop. A request longer than the timeout is answered 504 and its
-trace marked ERROR; the agent's thread cannot be stopped and finishes in the background. A result that is not JSON is
-encoded as the tracer encodes payloads (never a 500 of ours). An agent that raises gets 500 with
-the error type and trace id; the stack is in the trace only.
+trace marked ERROR; the agent's thread cannot be stopped and finishes in the background. A result
+that is not JSON is encoded as the tracer encodes payloads (never a 500 of ours). An agent that
+raises gets 500 with the error type and trace id; the stack is in the trace only.
 """
 
 from __future__ import annotations
