@@ -5,14 +5,15 @@ Serving: the same trivial agent (`echo(text) -> text`) behind
 - `agenttrace serve echo/1` with AGENTTRACE_ENABLED=false: the serving layer without the tracer;
 - baseline: a bare FastAPI endpoint on uvicorn (a plain `def`, so FastAPI runs it on its thread
   pool as serve runs a sync agent), same body in and out, no tracing, no checks;
-both started as processes in the same run. A load generator in a third process keeps
-`--concurrency` keep-alive connections busy for `--seconds` against one server at a time; the
-servers alternate for `--rounds` rounds. Reported per server: medians over rounds of requests per
-second, p50 and p99 latency (each request timed from send to the last byte), and the ratios, under
-two loads: saturated (each connection sends again as soon as it is answered: the throughput, where
-p50 is only connections / throughput) and a fixed offered rate well below the bare endpoint's most
-(`--rate`, requests due at fixed times and timed from when they were due): the latency a request
-pays for tracing when the server is not overloaded.
+all started as processes in the same run. A load generator in another process keeps
+`--concurrency` keep-alive connections busy for `--seconds`, for `--rounds` rounds, under two loads:
+saturated (each connection sends again as soon as it is answered: the throughput, where p50 is only
+connections / throughput), against one server at a time in alternating order; and a fixed offered
+rate well below the bare endpoint's most (`--rate` per server, requests due at fixed times and timed
+from when they were due: the latency a request pays for tracing when the server is not overloaded),
+against the three servers in the same window, requests going to them in turn. Reported per server:
+medians over rounds of requests per second, p50 and p99 latency (each request timed from send to
+the last byte), and the medians of the per-round ratios to the bare endpoint.
 
 Monitoring: `agenttrace monitor run` (the CLI, process start to exit) over a backlog of
 `--traces` traces of a registered agent with one heuristic scorer (`regex_match`), and the rate
@@ -56,50 +57,63 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", a
 
 # The load generator: threads with keep-alive connections, each timing its own requests. With a
 # rate of 0 each connection sends its next request as soon as the last one is answered (the most the
-# server can do: there p50 is just connections / throughput). With a rate, requests are due at fixed
-# times whatever the answers do, and each is timed from when it was due, so a slow answer also
-# counts the wait of the requests queued behind it (no coordinated omission).
+# server can do: there p50 is just connections / throughput), to the one port given. With a rate,
+# requests are due at fixed times whatever the answers do, and each is timed from when it was due,
+# so a slow answer also counts the wait of the requests queued behind it (no coordinated omission);
+# given several ports, the due requests go to them in turn, each port at the rate, so every server
+# is measured in the same seconds as the others (this machine's speed drifts by 2x between windows
+# of a few seconds; within one window the three see the same machine).
 LOAD = """
 import http.client, itertools, json, sys, threading, time
-port, seconds, concurrency, rate = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+ports = [int(p) for p in sys.argv[1].split(",")]
+seconds, concurrency, rate = float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 body = json.dumps({"text": "hello"}).encode()
 headers = {"Content-Type": "application/json"}
-latencies, errors = [], [0]
+latencies, errors = {p: [] for p in ports}, {p: 0 for p in ports}
 lock = threading.Lock()
 start_at = time.perf_counter()
 stop_at = start_at + seconds
 due = itertools.count()
+total_rate = rate * len(ports)
 
 def worker():
-    con = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    mine = []
+    cons = {p: http.client.HTTPConnection("127.0.0.1", p, timeout=30) for p in ports}
+    mine, bad = {p: [] for p in ports}, {p: 0 for p in ports}
     # With a rate the loop ends on the schedule alone: a request due before the end is sent even when
     # the answer before it came late (those are the requests that waited longest).
     while rate or time.perf_counter() < stop_at:
+        port = ports[0]
         t = time.perf_counter()
         if rate:
-            t = start_at + next(due) / rate
+            i = next(due)
+            t = start_at + i / total_rate
             if t >= stop_at:
                 break
+            port = ports[i % len(ports)]
             time.sleep(max(0.0, t - time.perf_counter()))
+        con = cons[port]
         con.request("POST", "/invocations", body, headers)
         response = con.getresponse()
         response.read()
-        mine.append(time.perf_counter() - t)
+        mine[port].append(time.perf_counter() - t)
         if response.status != 200:
-            with lock:
-                errors[0] += 1
+            bad[port] += 1
     with lock:
-        latencies.extend(mine)
+        for p in ports:
+            latencies[p].extend(mine[p])
+            errors[p] += bad[p]
 
 threads = [threading.Thread(target=worker) for _ in range(concurrency)]
 start = time.perf_counter()
 for t in threads: t.start()
 for t in threads: t.join()
 wall = time.perf_counter() - start
-latencies.sort()
-q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
-print(json.dumps({"rps": len(latencies) / wall, "p50": q(0.5), "p99": q(0.99), "errors": errors[0]}))
+out = {}
+for p in ports:
+    done = sorted(latencies[p])
+    q = lambda f: done[min(len(done) - 1, int(f * len(done)))] * 1000
+    out[str(p)] = {"rps": len(done) / wall, "p50": q(0.5), "p99": q(0.99), "errors": errors[p]}
+print(json.dumps(out))
 """
 
 
@@ -170,25 +184,38 @@ def serving(work: Path, rounds: int, seconds: float, concurrency: int, rate: flo
     (work / "load.py").write_text(LOAD)
     loads = {"saturated": 0.0, "fixed rate": rate} if rate else {"saturated": 0.0}
     results: dict[str, dict[str, list[dict[str, float]]]] = {load: {name: [] for name in ports} for load in loads}
+
+    def run_load(names: tuple[str, ...], per_s: float) -> dict[str, dict[str, float]]:
+        argv = [",".join(str(ports[n]) for n in names), str(seconds), str(concurrency), str(per_s)]
+        out = subprocess.run(
+            [sys.executable, str(work / "load.py"), *argv], capture_output=True, text=True, check=True
+        ).stdout
+        by_port = json.loads(out)
+        return {n: by_port[str(ports[n])] for n in names}
+
     try:
         for port in ports.values():
             _wait_up(port)
+        order = ("bare", "serve", "untraced")
         for r in range(rounds):
-            order = ("bare", "serve", "untraced")
-            for load, per_s in loads.items():
-                for name in order if r % 2 == 0 else order[::-1]:
-                    argv = [str(ports[name]), str(seconds), str(concurrency), str(per_s)]
-                    out = subprocess.run(
-                        [sys.executable, str(work / "load.py"), *argv], capture_output=True, text=True, check=True
-                    ).stdout
-                    results[load][name].append(json.loads(out))
-                    print(f"  round {r + 1} {load} {name:8s} {results[load][name][-1]}", flush=True)
+            # Saturated: one server at a time (each takes the whole machine), in alternating order.
+            for name in order if r % 2 == 0 else order[::-1]:
+                results["saturated"][name].append(run_load((name,), 0.0)[name])
+                print(f"  round {r + 1} saturated {name:8s} {results['saturated'][name][-1]}", flush=True)
+            if rate:  # fixed rate: the three servers in the same window, requests in turn
+                for name, got in run_load(order, rate).items():
+                    results["fixed rate"][name].append(got)
+                    print(f"  round {r + 1} fixed rate {name:8s} {got}", flush=True)
     finally:
         for p in procs.values():
             p.terminate()
             p.wait(30)
     for load, per_s in loads.items():
-        what = f"{per_s:g} requests/s offered" if per_s else "each connection sends as soon as answered"
+        what = (
+            f"{per_s:g} requests/s offered to each server, the three in turn in one window"
+            if per_s
+            else "each connection sends as soon as answered, one server at a time"
+        )
         _report(results[load], f"{load} ({what})", concurrency, seconds, rounds)
 
 
@@ -203,13 +230,18 @@ def _report(
     for name, label in labels:
         m = med[name]
         print(f"  {label:28s} {m['rps']:8.0f} req/s   p50 {m['p50']:6.2f} ms   p99 {m['p99']:6.2f} ms")
-    b, s = med["bare"], med["serve"]
+
+    # Ratios are taken round by round (a round's servers ran side by side or back to back), then the
+    # median: the machine's speed drifts between rounds, and a round's figures share its conditions.
+    def ratio(name: str, key: str) -> float:
+        pairs = zip(results[name], results["bare"], strict=True)
+        return statistics.median(x[key] / b[key] for x, b in pairs)
+
     print(
-        f"  ratio serve/bare: p50 {s['p50'] / b['p50']:.2f}x   p99 {s['p99'] / b['p99']:.2f}x   "
-        f"throughput {s['rps'] / b['rps']:.2f}x   (non-200 answers: {errors})"
+        f"  ratio serve/bare: p50 {ratio('serve', 'p50'):.2f}x   p99 {ratio('serve', 'p99'):.2f}x   "
+        f"throughput {ratio('serve', 'rps'):.2f}x   (non-200 answers: {errors}; medians of per-round ratios)"
     )
-    u = med["untraced"]
-    print(f"  ratio untraced/bare: p50 {u['p50'] / b['p50']:.2f}x   throughput {u['rps'] / b['rps']:.2f}x")
+    print(f"  ratio untraced/bare: p50 {ratio('untraced', 'p50'):.2f}x   throughput {ratio('untraced', 'rps'):.2f}x")
 
 
 def monitoring(work: Path, traces: int) -> None:

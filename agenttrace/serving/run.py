@@ -7,6 +7,7 @@ resolves the same reference itself (the spec travels in SPEC_ENV) and traces int
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections.abc import Callable
@@ -24,10 +25,16 @@ SPEC_ENV = "AGENTTRACE_SERVE_SPEC"
 def _app(spec: dict[str, Any], served: ServedAgent | None = None) -> Any:
     served = served or ServedAgent.load(spec["ref"])
     holder = AgentHolder(served, spec.get("follow_interval_s"))
-    return create_serving_app(
+    app = create_serving_app(
         holder, auth_token=spec.get("auth_token"), timeout_s=spec["timeout_s"], threads=spec["threads"],
         max_body_bytes=spec["max_body_bytes"], host=spec["host"], allowed_hosts=tuple(spec["allowed_hosts"]),
     )  # fmt: skip
+    # This process is ours (the CLI's server): what it holds now (FastAPI, pandas, pyarrow, the agent)
+    # lives as long as it does, so the collector stops walking it on every full collection. Measured
+    # at 200 requests/s: traced p50 1.18-1.27x -> 1.16-1.21x the bare endpoint, round by round.
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def worker_app() -> Any:
