@@ -182,7 +182,7 @@ def serving(work: Path, rounds: int, seconds: float, concurrency: int, rate: flo
         ),
     }  # fmt: skip
     (work / "load.py").write_text(LOAD)
-    loads = {"saturated": 0.0, "fixed rate": rate} if rate else {"saturated": 0.0}
+    loads = {"fixed rate": rate, "saturated": 0.0} if rate else {"saturated": 0.0}
     results: dict[str, dict[str, list[dict[str, float]]]] = {load: {name: [] for name in ports} for load in loads}
 
     def run_load(names: tuple[str, ...], per_s: float) -> dict[str, dict[str, float]]:
@@ -197,15 +197,16 @@ def serving(work: Path, rounds: int, seconds: float, concurrency: int, rate: flo
         for port in ports.values():
             _wait_up(port)
         order = ("bare", "serve", "untraced")
-        for r in range(rounds):
-            # Saturated: one server at a time (each takes the whole machine), in alternating order.
+        # The fixed rate first: its rounds measure servers that are not overloaded, so they do not
+        # follow a saturated round (whose backlog the traced server is still writing and checkpointing).
+        for r in range(rounds if rate else 0):  # the three servers in the same window, requests in turn
+            for name, got in run_load(order, rate).items():
+                results["fixed rate"][name].append(got)
+                print(f"  round {r + 1} fixed rate {name:8s} {got}", flush=True)
+        for r in range(rounds):  # one server at a time (each takes the whole machine), alternating order
             for name in order if r % 2 == 0 else order[::-1]:
                 results["saturated"][name].append(run_load((name,), 0.0)[name])
                 print(f"  round {r + 1} saturated {name:8s} {results['saturated'][name][-1]}", flush=True)
-            if rate:  # fixed rate: the three servers in the same window, requests in turn
-                for name, got in run_load(order, rate).items():
-                    results["fixed rate"][name].append(got)
-                    print(f"  round {r + 1} fixed rate {name:8s} {got}", flush=True)
     finally:
         for p in procs.values():
             p.terminate()
