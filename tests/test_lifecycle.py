@@ -314,6 +314,28 @@ def test_locked_store_queues_spans_instead_of_turning_tracing_off(store_path: Pa
     assert rt.lost_spans() == (0, 0)
 
 
+def test_a_program_gone_quiet_gets_its_last_spans_written_without_a_flush(store_path: Path) -> None:
+    # OpenTelemetry's processor calls the exporter only when it has spans: rows held for a larger
+    # batch must still be written within the flush interval when no further span comes.
+    import time
+
+    import agenttrace
+    from agenttrace.tracing import runtime
+
+    agenttrace.configure(store=str(store_path), flush_interval_s=0.2)
+
+    @agenttrace.trace
+    def step(x: int) -> int:
+        return x
+
+    step(1)
+    exporter = runtime.get_runtime().store_processor.exporter  # type: ignore[union-attr]
+    deadline = time.monotonic() + 30  # far above the 0.2 s interval: a slow machine, not a bound
+    while exporter.exported == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert exporter.exported == 1 and exporter.held == 0  # written, and no flush was called
+
+
 def test_a_corrupt_block_is_not_reported_as_a_lock(tmp_path: Path) -> None:
     from agenttrace.errors import StoreError, StoreLockedError
     from agenttrace.store import DuckDBStore

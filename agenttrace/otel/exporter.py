@@ -7,10 +7,11 @@ it knows how many spans are pending (ended but not yet exported), refuses new on
 bound is reached, and counts them, so the count is exact and can be shown.
 
 Time bounds what a crash can lose: a span waits at most about `flush_interval_s` before its write
-starts (the exporter writes rows held for half of it, and the processor wakes four times per
-interval), so kill -9 loses about that much work. A store another process keeps locked costs no
-span: the exporter keeps its rows and tries again at the next batch or flush, while the gate in
-front bounds (and counts) what waits. After a fork both reset to the child's own counts and rows.
+starts (the processor hands spans over within a quarter of it, and the exporter writes rows held for
+half of it, on a timer of its own when no more spans come), so kill -9 loses about that much. A
+store another process keeps locked costs no span: the exporter keeps its rows and tries again at the
+next batch, deadline or flush, while the gate in front bounds (and counts) what waits. After a fork both reset
+to the child's own counts and rows.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ class StoreSpanExporter(SpanExporter):
         self._warned_locked = False
         self._lock = threading.Lock()  # held while rows are turned into Arrow and written
         self._fork_locked = False
+        # Writes rows that come due while no span arrives: OpenTelemetry's processor calls `export`
+        # only when it has spans, so without this a program gone quiet would keep its last rows.
+        self._timer: threading.Timer | None = None
+        self._closed = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
@@ -82,7 +87,31 @@ class StoreSpanExporter(SpanExporter):
                 self._oldest = now
             self._rows.extend(rows)
             due = len(self._rows) >= self.write_batch or now - self._oldest >= self.max_hold_s
+            if not due:
+                self._arm(self._oldest + self.max_hold_s - now)
         return self._write() if due else SpanExportResult.SUCCESS
+
+    def _arm(self, delay_s: float) -> None:
+        """Make sure held rows are written `delay_s` from now at the latest (call with the lock held)."""
+        if self._timer is None and not self._closed:
+            self._timer = threading.Timer(max(delay_s, 0.0), self._on_deadline)
+            self._timer.daemon = True
+            self._timer.name = "agenttrace-store-deadline"
+            self._timer.start()
+
+    def _on_deadline(self) -> None:
+        with self._lock:
+            self._timer = None
+            if not self._rows or self._closed:
+                return
+            wait = self._oldest + self.max_hold_s - time.monotonic()
+            if wait > 0:  # written and refilled since this was armed: wait for the new oldest row
+                self._arm(wait)
+                return
+        self._write()
+        with self._lock:
+            if self._rows:  # kept (the store is locked by another process): try again later
+                self._arm(self.max_hold_s)
 
     @property
     def held(self) -> int:
@@ -118,6 +147,7 @@ class StoreSpanExporter(SpanExporter):
     def at_fork_child(self) -> None:
         """Start the child with no rows and no counts: the parent writes what it held."""
         self._lock = threading.Lock()  # a lock the parent's worker held at the fork stays held
+        self._timer = None  # the parent's timer thread does not exist here
         self._rows = []
         self.exported = self.failed = 0
 
@@ -158,6 +188,11 @@ class StoreSpanExporter(SpanExporter):
 
     def shutdown(self) -> None:
         self._write()
+        with self._lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._write() is SpanExportResult.SUCCESS
