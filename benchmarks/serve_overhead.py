@@ -5,15 +5,16 @@ Serving: the same trivial agent (`echo(text) -> text`) behind
 - `agenttrace serve echo/1` with AGENTTRACE_ENABLED=false: the serving layer without the tracer;
 - baseline: a bare FastAPI endpoint on uvicorn (a plain `def`, so FastAPI runs it on its thread
   pool as serve runs a sync agent), same body in and out, no tracing, no checks;
-all started as processes in the same run. A load generator in another process keeps
-`--concurrency` keep-alive connections busy for `--seconds`, for `--rounds` rounds, under two loads:
-saturated (each connection sends again as soon as it is answered: the throughput, where p50 is only
-connections / throughput), against one server at a time in alternating order; and a fixed offered
-rate well below the bare endpoint's most (`--rate` per server, requests due at fixed times and timed
-from when they were due: the latency a request pays for tracing when the server is not overloaded),
-against the three servers in the same window, requests going to them in turn. Reported per server:
-medians over rounds of requests per second, p50 and p99 latency (each request timed from send to
-the last byte), and the medians of the per-round ratios to the bare endpoint.
+all started as processes in the same run. A load generator in another process keeps `--concurrency`
+keep-alive connections busy for `--seconds`, for `--rounds` rounds, under two loads: saturated (each
+connection sends again as soon as it is answered: the throughput, where p50 is only connections /
+throughput), against one server at a time in alternating order; and a fixed offered rate well below
+the bare endpoint's most (`--rate` per server, requests due at fixed times and timed from when they
+were due: the latency a request pays for tracing when the server is not overloaded), against the
+three servers in the same window (each with its own connections and schedule, the requests
+alternating). Reported per server: medians over rounds of requests per second, p50 and p99 latency
+(each request timed from send to the last byte), and the medians of the per-round ratios to the bare
+endpoint.
 
 Monitoring: `agenttrace monitor run` (the CLI, process start to exit) over a backlog of
 `--traces` traces of a registered agent with one heuristic scorer (`regex_match`), and the rate
@@ -60,9 +61,9 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", a
 # server can do: there p50 is just connections / throughput), to the one port given. With a rate,
 # requests are due at fixed times whatever the answers do, and each is timed from when it was due,
 # so a slow answer also counts the wait of the requests queued behind it (no coordinated omission);
-# given several ports, the due requests go to them in turn, each port at the rate, so every server
-# is measured in the same seconds as the others (this machine's speed drifts by 2x between windows
-# of a few seconds; within one window the three see the same machine).
+# given several ports, each gets its own connections and schedule at the rate, offset so that their
+# requests alternate, so every server is measured in the same seconds as the others (this machine's
+# speed drifts by 2x between windows of a few seconds; within one window the three see one machine).
 LOAD = """
 import http.client, itertools, json, sys, threading, time
 ports = [int(p) for p in sys.argv[1].split(",")]
@@ -73,37 +74,34 @@ latencies, errors = {p: [] for p in ports}, {p: 0 for p in ports}
 lock = threading.Lock()
 start_at = time.perf_counter()
 stop_at = start_at + seconds
-due = itertools.count()
-total_rate = rate * len(ports)
+# Each port has its own connections and its own schedule (so a slow answer of one server never
+# delays a request due to another); the schedules are offset so the ports' requests alternate.
+schedules = {p: (itertools.count(), k / (rate * len(ports)) if rate else 0.0) for k, p in enumerate(ports)}
 
-def worker():
-    cons = {p: http.client.HTTPConnection("127.0.0.1", p, timeout=30) for p in ports}
-    mine, bad = {p: [] for p in ports}, {p: 0 for p in ports}
+def worker(port):
+    con = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    due, offset = schedules[port]
+    mine, bad = [], 0
     # With a rate the loop ends on the schedule alone: a request due before the end is sent even when
     # the answer before it came late (those are the requests that waited longest).
     while rate or time.perf_counter() < stop_at:
-        port = ports[0]
         t = time.perf_counter()
         if rate:
-            i = next(due)
-            t = start_at + i / total_rate
+            t = start_at + offset + next(due) / rate
             if t >= stop_at:
                 break
-            port = ports[i % len(ports)]
             time.sleep(max(0.0, t - time.perf_counter()))
-        con = cons[port]
         con.request("POST", "/invocations", body, headers)
         response = con.getresponse()
         response.read()
-        mine[port].append(time.perf_counter() - t)
+        mine.append(time.perf_counter() - t)
         if response.status != 200:
-            bad[port] += 1
+            bad += 1
     with lock:
-        for p in ports:
-            latencies[p].extend(mine[p])
-            errors[p] += bad[p]
+        latencies[port].extend(mine)
+        errors[port] += bad
 
-threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+threads = [threading.Thread(target=worker, args=(p,)) for p in ports for _ in range(concurrency)]
 start = time.perf_counter()
 for t in threads: t.start()
 for t in threads: t.join()

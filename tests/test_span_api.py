@@ -111,3 +111,43 @@ def test_payload_keys_set_as_attributes_are_serialised_like_outputs() -> None:
     trace = only_trace()
     span = trace.spans[0]
     assert (span.inputs, span.outputs, span.attributes) == ({"q": 1}, "plain text, not JSON", {"k": 2})
+
+
+def test_leave_restores_the_context_at_once_and_records_the_span_once_when_called() -> None:
+    # What `agenttrace serve` does: answer first, store the request's span after.
+    import time
+
+    from opentelemetry import trace as otel_trace
+
+    from agenttrace.tracing.spans import span
+
+    result = {"answer": "first"}
+    root = span("request", span_type="AGENT", inputs={"q": "x"})
+    with root as live:
+        trace_id = live.trace_id
+        record = root.leave(result)
+        left_at = time.time_ns()
+        assert not otel_trace.get_current_span().get_span_context().is_valid  # the context is back
+    result["answer"] = "changed after the answer"  # what was returned is what is stored
+    time.sleep(0.05)
+    record({"http.response.status_code": 200})
+    record({"http.response.status_code": 500})  # a second call does nothing
+    stored = only_trace()
+    assert stored.info.trace_id == trace_id and shape(stored) == [(0, "request", "AGENT")]
+    assert stored.root.outputs == {"answer": "first"} and stored.root.attributes["http.response.status_code"] == 200
+    assert stored.root.end_time_ns <= left_at  # ended when it was left, not when it was recorded
+
+
+def test_sampled_out_span_block_serialises_nothing() -> None:
+    class Counting:
+        calls = 0
+
+        def __repr__(self) -> str:
+            Counting.calls += 1
+            return "counted"
+
+    agenttrace.configure(sample_rate=0.0)
+    with agenttrace.span("dropped", inputs={"x": Counting()}) as s:
+        s.set_outputs(Counting())
+        s.set_attributes({"blob": Counting()})
+    assert Counting.calls == 0

@@ -9,14 +9,14 @@ nests below. The target is called with the registry's binding of the version's c
 (what `load_agent`'s callable does, without its own span). A W3C `traceparent` header makes the
 root a child of the caller's span, so a traced client and the served agent are one trace.
 
-A successful request's span is ended at the moment the answer is ready, but its outputs and status
-are set, and the span handed to the exporter, only after the answer is sent (an async background
-task on the event loop): the caller does not wait for that bookkeeping. Errors are recorded before
-the error answer, as before. Sync agents run on a thread pool (so a slow one holds a thread, not
-the event loop); async ones on the loop. A request longer than the timeout is answered 504 and its
-trace marked ERROR; the agent's thread cannot be stopped and finishes in the background. A result
-that is not JSON is encoded as the tracer encodes payloads (never a 500 of ours). An agent that
-raises gets 500 with the error type and trace id; the stack is in the trace only.
+A successful request's span is ended at the moment the answer is ready (its outputs serialised
+then), but stored, with its status, only once the answer is sent (`_RecordedAfter`): the caller does
+not wait for that. A failed request's span is stored before the error answer. Sync agents run on a
+thread pool (so a slow one holds a thread, not the event loop); async ones on the loop. A request
+longer than the timeout is answered 504 and its trace marked ERROR; the agent's thread cannot be
+stopped and finishes in the background. A result that is not JSON is encoded as the tracer encodes
+payloads (never a 500 of ours). An agent that raises gets 500 with the error type and trace id; the
+stack is in the trace only.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import asyncio
 import contextvars
 import json
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import Token
 from typing import Any
@@ -33,7 +33,6 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -42,7 +41,7 @@ from agenttrace.otel import conventions as cv
 from agenttrace.serving._agent import AgentHolder, BadRequest, BodyTooLarge, ServedAgent
 from agenttrace.tracing.context import wrap
 from agenttrace.tracing.serialize import Serializer
-from agenttrace.tracing.spans import LiveSpan, _NoopSpan, checked_attributes, span
+from agenttrace.tracing.spans import checked_attributes, span
 
 __all__ = ["Invoker"]
 
@@ -156,7 +155,7 @@ class Invoker:
                     live.set_attributes({"http.response.status_code": 504 if isinstance(exc, TimeoutError) else 500})
                     raise
                 text = _RESPONSE.to_json(outputs)
-                end = root.leave()  # the span ends now, and is recorded once the answer is sent
+                record = root.leave(outputs)  # the span ends now; it is stored once the answer is sent
         except Exception as exc:
             status = 504 if isinstance(exc, TimeoutError) else 500
             return _json(
@@ -166,11 +165,7 @@ class Invoker:
             if token is not None:
                 otel_context.detach(token)
         body = f'{{"outputs": {text}, "trace_id": {json.dumps(trace_id)}, "agent_version": {json.dumps(served.label)}}}'
-        # Recording the outputs and storing the span is work the caller need not wait for.
-        record = BackgroundTask(_record_answer, live, outputs, end) if trace_id is not None else None
-        return Response(
-            body, media_type="application/json", headers={**headers, **_trace_header(trace_id)}, background=record
-        )
+        return _RecordedAfter(body, {**headers, **_trace_header(trace_id)}, record)
 
     @staticmethod
     def _bound(served: ServedAgent, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -262,13 +257,20 @@ class Invoker:
             self.pool.submit(lambda: context.run(gen.close))
 
 
-async def _record_answer(live: LiveSpan | _NoopSpan, outputs: Any, end: Callable[[], None]) -> None:
-    """After a 200 is sent: the span's outputs and status, then the span is stored (never raises).
+class _RecordedAfter(Response):
+    """A 200 answer whose span is stored once it is sent: storing it is work the caller need not
+    wait for. The span is stored whatever happens to the sending (a client gone, a server shutting
+    down that cancels it), so no trace is left without its root."""
 
-    A coroutine, so Starlette runs it on the event loop right after the answer (a plain function
-    would cost a hop to its thread pool per request)."""
-    live.set_attributes({cv.OUTPUTS: outputs, "http.response.status_code": 200})
-    end()
+    def __init__(self, body: str, headers: dict[str, str], record: Callable[[Mapping[str, Any]], None]) -> None:
+        super().__init__(body, media_type="application/json", headers=headers)
+        self._record = record
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._record({"http.response.status_code": 200})
 
 
 def _event(name: str | None, data: Any) -> str:

@@ -136,7 +136,8 @@ class LiveSpan:
 
     def _set(self, key: str, value: Any) -> None:
         try:
-            self._span.set_attribute(key, self._rt.serializer.to_json(value))
+            if self._span.is_recording():  # a sampled-out span keeps nothing: do not serialise for it
+                self._span.set_attribute(key, self._rt.serializer.to_json(value))
         except Exception as exc:
             internal_error("set payload", exc)
 
@@ -225,23 +226,41 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
         self._name, self._attributes, self._inputs, self._state = name, attributes, inputs, None
         return self
 
-    def leave(self) -> Callable[[], None]:
-        """Leave the block now, and return the call that ends the span, timed at this moment.
+    def leave(self, outputs: Any = None) -> Callable[[Mapping[str, Any]], None]:
+        """Leave the block now; return the call that records the span, ended at this moment.
 
-        For a server that answers first and records after: the context is restored here, the
-        span's final attributes may still be set, and the span is stored once the call is made.
-        Then leaving the `with` block does nothing more.
+        For agenttrace's own server, which answers first and records after. Here, in the block's
+        context: the context is restored, and `outputs` (when not None) serialised, so what is
+        stored is the value as it was returned. The returned call sets the given attributes (values
+        OpenTelemetry takes as they are) and stores the span; it acts once, and must be called, or
+        the span is never stored. After `leave`, leaving the `with` block does nothing more.
         """
         if self._state is None:
             return _nothing
         s, token = self._state
         self._state = None
         end_ns = time.time_ns()
+        final: dict[str, Any] = {}
         try:
+            if outputs is not None and s.is_recording():
+                final[cv.OUTPUTS] = get_runtime().serializer.to_json(outputs)
             otel_context.detach(token)  # type: ignore[arg-type]
         except Exception as exc:
             internal_error("leave span", exc)
-        return lambda: _end(s, end_ns)
+        pending = [s]
+
+        def record(attributes: Mapping[str, Any]) -> None:
+            if not pending:
+                return
+            ended = pending.pop()
+            try:
+                if ended.is_recording():
+                    ended.set_attributes({**final, **attributes})
+            except Exception as exc:
+                internal_error("set attributes", exc)
+            _end(ended, end_ns)
+
+        return record
 
     def __enter__(self) -> LiveSpan | _NoopSpan:
         rt = get_runtime()
@@ -283,7 +302,7 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
         self.__exit__(exc_type, exc, tb)
 
 
-def _nothing() -> None:
+def _nothing(attributes: Mapping[str, Any]) -> None:
     pass
 
 
