@@ -16,11 +16,10 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from opentelemetry import context as otel_context
 
-from agenttrace.otel import conventions as cv
 from agenttrace.records import SpanType
 from agenttrace.tracing.agent_context import AgentStamp
-from agenttrace.tracing.runtime import get_runtime, internal_error
-from agenttrace.tracing.spans import end_error, end_ok, normalize_span_type, start, static_attribute_value
+from agenttrace.tracing.runtime import get_runtime
+from agenttrace.tracing.spans import checked_attributes, end_error, end_ok, start_with_inputs
 
 __all__ = ["trace"]
 
@@ -105,8 +104,7 @@ def trace(
     (name, version) or a registered version; a registered name is looked up once, at the first
     call, and an unregistered one is kept as a free-form label (see tracing/agent_context.py).
     """
-    static = {cv.SPAN_TYPE: normalize_span_type(span_type)}
-    static.update((k, static_attribute_value(v)) for k, v in (attributes or {}).items())
+    static = checked_attributes(span_type, attributes or {})
     stamp = None if agent is None else AgentStamp(agent)
 
     def decorate(target: Any) -> Any:
@@ -132,7 +130,7 @@ def trace(
 def _wrap(
     fn: Any, span_name: str, static: dict[str, Any], cap_in: bool, cap_out: bool, stamp: AgentStamp | None = None
 ) -> Any:
-    build_inputs = _inputs_builder(fn)
+    inputs_of = _inputs_builder(fn) if cap_in else None
 
     def begin(args: tuple, kwargs: dict) -> Any:
         """(runtime, span, token) or None when tracing is off or failed to start."""
@@ -142,25 +140,8 @@ def _wrap(
         attrs = dict(static)
         if stamp is not None:
             attrs.update(stamp.attributes())
-        # With sampling, serialise only for spans that are kept; without, pass the inputs at start
-        # (one attribute write fewer on the common path).
-        early = cap_in and rt.settings.sample_rate >= 1.0
-        if early:
-            capture_inputs(rt, attrs, args, kwargs)
-        started = start(rt, span_name, attrs)
-        if started is None:
-            return None
-        if cap_in and not early and started[0].is_recording():
-            late: dict[str, Any] = {}
-            capture_inputs(rt, late, args, kwargs)
-            started[0].set_attributes(late)
-        return (rt, *started)
-
-    def capture_inputs(rt: Any, attrs: dict[str, Any], args: tuple, kwargs: dict) -> None:
-        try:
-            attrs[cv.INPUTS] = rt.serializer.to_json(build_inputs(args, kwargs))
-        except Exception as exc:
-            internal_error("capture inputs", exc)
+        started = start_with_inputs(rt, span_name, attrs, inputs_of, args, kwargs)
+        return None if started is None else (rt, *started)
 
     if inspect.isasyncgenfunction(fn):
         return _wrap_async_generator(fn, begin, cap_out)

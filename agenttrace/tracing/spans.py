@@ -37,6 +37,7 @@ __all__ = ["LiveSpan", "get_current_span", "get_current_trace_id", "span", "upda
 ROOT_KEY = otel_context.create_key("agenttrace-local-root")
 _SPAN_TYPES = frozenset(t.value for t in SpanType)
 _PAYLOAD_KEYS = frozenset({cv.INPUTS, cv.OUTPUTS})
+_NO_OUTPUTS: Any = object()  # `span.leave()` without outputs (None is an agent's result like any)
 
 
 def normalize_span_type(span_type: str | SpanType | None) -> str:
@@ -72,6 +73,38 @@ def start(rt: Runtime, name: str, attributes: dict[str, Any]) -> tuple[Span, obj
     except Exception as exc:
         internal_error("start span", exc)
         return None
+
+
+def start_with_inputs(
+    rt: Runtime, name: str, attributes: dict[str, Any], inputs_of: Callable[[Any, Any], Any] | None, a: Any, b: Any
+) -> tuple[Span, object] | None:
+    """`start`, with the inputs `inputs_of(a, b)` (None: none) as the span's payload.
+
+    Without sampling they go in at start (one attribute write fewer); with it, only for spans that
+    are kept, so a sampled-out call serialises nothing. The decorator and `span()` both start so.
+    """
+    early = inputs_of is not None and rt.settings.sample_rate >= 1.0
+    if early:
+        _put_inputs(rt, attributes, inputs_of, a, b)  # type: ignore[arg-type]
+    started = start(rt, name, attributes)
+    if started is not None and inputs_of is not None and not early and started[0].is_recording():
+        late: dict[str, Any] = {}
+        _put_inputs(rt, late, inputs_of, a, b)
+        started[0].set_attributes(late)
+    return started
+
+
+def _put_inputs(rt: Runtime, attributes: dict[str, Any], inputs_of: Callable[[Any, Any], Any], a: Any, b: Any) -> None:
+    try:
+        value = inputs_of(a, b)
+        if value is not None:
+            attributes[cv.INPUTS] = rt.serializer.to_json(value)
+    except Exception as exc:
+        internal_error("capture inputs", exc)
+
+
+def _given(inputs: Any, _: Any) -> Any:
+    return inputs
 
 
 def end_ok(rt: Runtime, s: Span, token: object | None, outputs: Any, capture: bool) -> None:
@@ -213,8 +246,7 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
         attributes: Mapping[str, Any] | None = None,
     ) -> None:
         self._name = name
-        self._attributes = {cv.SPAN_TYPE: normalize_span_type(span_type)}
-        self._attributes.update((k, static_attribute_value(v)) for k, v in (attributes or {}).items())
+        self._attributes = checked_attributes(span_type, attributes or {})
         self._inputs = inputs
         self._state: tuple[Span, object] | None = None
 
@@ -226,11 +258,11 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
         self._name, self._attributes, self._inputs, self._state = name, attributes, inputs, None
         return self
 
-    def leave(self, outputs: Any = None) -> Callable[[Mapping[str, Any]], None]:
+    def leave(self, outputs: Any = _NO_OUTPUTS) -> Callable[[Mapping[str, Any]], None]:
         """Leave the block now; return the call that records the span, ended at this moment.
 
         For agenttrace's own server, which answers first and records after. Here, in the block's
-        context: the context is restored, and `outputs` (when not None) serialised, so what is
+        context: the context is restored, and `outputs` (None too, when given) serialised, so what is
         stored is the value as it was returned. The returned call sets the given attributes (values
         OpenTelemetry takes as they are) and stores the span; it acts once, and must be called, or
         the span is never stored. After `leave`, leaving the `with` block does nothing more.
@@ -242,7 +274,7 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
         end_ns = time.time_ns()
         final: dict[str, Any] = {}
         try:
-            if outputs is not None and s.is_recording():
+            if outputs is not _NO_OUTPUTS and s.is_recording():
                 final[cv.OUTPUTS] = get_runtime().serializer.to_json(outputs)
             otel_context.detach(token)  # type: ignore[arg-type]
         except Exception as exc:
@@ -268,18 +300,12 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
             return _NOOP
         if self._state is not None:
             raise RuntimeError(f"span {self._name!r} is already open; create a new span() for each block")
-        attrs = dict(self._attributes)
-        # As the decorator does: with sampling, serialise the inputs only of spans that are kept.
-        early = self._inputs is not None and rt.settings.sample_rate >= 1.0
-        if early:
-            attrs[cv.INPUTS] = rt.serializer.to_json(self._inputs)
-        self._state = start(rt, self._name, attrs)
+        inputs = self._inputs
+        inputs_of = None if inputs is None else _given
+        self._state = start_with_inputs(rt, self._name, dict(self._attributes), inputs_of, inputs, None)
         if self._state is None:
             return _NOOP
-        live = LiveSpan(self._state[0], rt)
-        if self._inputs is not None and not early and self._state[0].is_recording():
-            live.set_inputs(self._inputs)
-        return live
+        return LiveSpan(self._state[0], rt)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
