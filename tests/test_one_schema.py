@@ -179,7 +179,7 @@ def _rows(path: Path) -> tuple[list[tuple], list[tuple]]:
 
 
 def _stored_locally(path: Path, spans: list[ReadableSpan]) -> None:
-    exporter = StoreSpanExporter(DuckDBStore(path), receive_batch=3, write_batch=4, experiment="Default")
+    exporter = StoreSpanExporter(DuckDBStore(path), write_batch=4, experiment="Default")
     assert exporter.export(spans) is SpanExportResult.SUCCESS
     assert exporter.force_flush()
     DuckDBStore(path).release()

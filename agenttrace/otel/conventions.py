@@ -344,7 +344,8 @@ _PAYLOAD_COPIES = ("llm.input_messages.", "llm.output_messages.", "gen_ai.input.
 
 
 _COPY_VALUES = ((INPUTS, "input.value", "input.mime_type"), (OUTPUTS, "output.value", "output.mime_type"))
-_TYPES_WITH_COPIES = frozenset({"LLM", "RETRIEVER"})  # see otlp_export._payload_conventions
+# The span types our OTLP export gives message or document forms of its payloads (otlp_export).
+PAYLOAD_FORM_TYPES = frozenset({"LLM", "RETRIEVER"})
 _COPY_KEY = re.compile("^(?:" + "|".join(re.escape(p) for p in _PAYLOAD_COPIES) + ")", re.M)
 
 
@@ -360,7 +361,7 @@ def _drop_payload_copies(attrs: Mapping[str, Any], rest: dict[str, Any], span_ty
             del rest[copy]
             if rest.get(mime) == _JSON_MIME:
                 del rest[mime]
-    if span_type in _TYPES_WITH_COPIES and _COPY_KEY.search("\n".join(rest)):
+    if span_type in PAYLOAD_FORM_TYPES and _COPY_KEY.search("\n".join(rest)):
         from agenttrace.otel.otlp_export import with_conventions  # both directions share these names
 
         ours = {k: v for k, v in attrs.items() if k in LIFTED}

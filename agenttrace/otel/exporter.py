@@ -10,8 +10,8 @@ Time bounds what a crash can lose: a span waits at most about `flush_interval_s`
 starts (the processor hands spans over within a quarter of it, and the exporter writes rows held for
 half of it, on a timer of its own when no more spans come), so kill -9 loses about that much. A
 store another process keeps locked costs no span: the exporter keeps its rows and tries again at the
-next batch, deadline or flush, while the gate in front bounds (and counts) what waits. After a fork both reset
-to the child's own counts and rows.
+next batch, deadline or flush, while the gate in front bounds (and counts) what waits. After a fork
+both reset to the child's own counts and rows.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ logger = logging.getLogger("agenttrace")
 class StoreSpanExporter(SpanExporter):
     """Writes finished spans to a DuckDBStore, in large transactions.
 
-    Called by BatchSpanProcessor on its worker thread with batches of `receive_batch` spans; it
+    Called by BatchSpanProcessor on its worker thread with small batches of spans; it
     converts them to rows at once (freeing the span objects, which are costly for the garbage
     collector to keep) and writes when `write_batch` rows are waiting, when the oldest row has
     waited half of `flush_interval_s`, or on force_flush/shutdown. Not sooner (a lull used to write
@@ -53,14 +53,12 @@ class StoreSpanExporter(SpanExporter):
         self,
         store: DuckDBStore,
         *,
-        receive_batch: int,
         write_batch: int,
         experiment: str | None = None,
         flush_interval_s: float = 1.0,
     ) -> None:
         self.store = store
         self.experiment = experiment  # for spans whose resource names none (other instrumentation)
-        self.receive_batch = receive_batch
         self.write_batch = write_batch
         self.max_hold_s = flush_interval_s / 2
         self.exported = 0

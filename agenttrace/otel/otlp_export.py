@@ -104,8 +104,11 @@ def _payload_conventions(out: dict[str, Any], span_type: str) -> None:
 
     An LLM span's messages (stored in our one message shape) become `gen_ai.input.messages` /
     `gen_ai.output.messages` and OpenInference's `llm.input_messages.*` (Phoenix's chat view); a
-    RETRIEVER span's documents become `retrieval.documents.*`. Parsed here, at export, only.
+    RETRIEVER span's documents become `retrieval.documents.*`. Parsed here, at export, only. Ingest
+    recognises these forms as copies by the same list of types (`cv.PAYLOAD_FORM_TYPES`).
     """
+    if span_type not in cv.PAYLOAD_FORM_TYPES:
+        return
     if span_type == "LLM":
         for ours, side, genai in ((cv.INPUTS, "in", "gen_ai.input.messages"),
                                   (cv.OUTPUTS, "out", "gen_ai.output.messages")):  # fmt: skip

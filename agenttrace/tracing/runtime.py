@@ -81,7 +81,6 @@ class Runtime:
             self.store_processor = CountingBatchProcessor(
                 StoreSpanExporter(
                     store,
-                    receive_batch=receive,
                     write_batch=self.settings.export_batch_size,
                     experiment=self.settings.experiment,
                     flush_interval_s=self.settings.flush_interval_s,
