@@ -159,13 +159,15 @@ class _Values:
         return f"{s[: self.max_bytes // 8]}…[agenttrace: value of {len(s)} characters cut at ingest]"
 
     def attributes(self, key_values: Any) -> dict[str, Any]:
-        # The loop is the hottest of ingest: strings (most values) are handled inline.
+        # The loop is the hottest of ingest: strings (most values) are handled inline. A oneof's
+        # unset string reads as "", so a non-empty `string_value` is a string without asking
+        # WhichOneof (a call per value); "" and the other kinds take `value`.
         out = {}
         quick = self.quick
         for kv in key_values:
             v = kv.value
-            if v.WhichOneof("value") == "string_value":
-                text = v.string_value
+            text = v.string_value
+            if text:
                 out[kv.key] = text if len(text) <= quick else self.text(text)
             else:
                 out[kv.key] = self.value(v)
@@ -184,31 +186,33 @@ def request_to_rows(request: ExportTraceServiceRequest, max_value_bytes: int = D
         for ss in rs.scope_spans:
             scope = values.text(ss.scope.name) or None
             for span in ss.spans:
-                problem = _id_problem(span)
-                if problem:
+                try:
+                    rows.append(_row(span, values, resource_json, default_experiment, scope))
+                except _Rejected as rejected:
                     result.rejected += 1
-                    result.problems.append(problem)
-                    continue
-                rows.append(_row(span, values, resource_json, default_experiment, scope))
+                    result.problems.append(str(rejected))
     result.accepted = len(rows)
     result.truncated = values.truncated
     return result
 
 
-def _id_problem(span: Any) -> str | None:
-    if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE:
-        return "a span without a valid 16-byte trace_id was rejected"
-    if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN:
-        return "a span without a valid 8-byte span_id was rejected"
-    if span.parent_span_id and len(span.parent_span_id) != 8:
-        return "a span whose parent_span_id is not 8 bytes was rejected"
-    if span.start_time_unix_nano > _MAX_NS or span.end_time_unix_nano > _MAX_NS:
-        return "a span with a timestamp past the year 2262 was rejected"
-    return None
+class _Rejected(Exception):
+    """A span whose ids or times the store cannot keep; the message says which."""
 
 
 def _row(span: Any, values: _Values, resource_json: str, default_experiment: str | None, scope: str | None) -> dict:
-    # Runs for every ingested span: each protobuf field is read once into a local.
+    # Runs for every ingested span: each protobuf field is read once into a local (a read makes a
+    # Python object each time), the checks of ids and times included.
+    trace_id, span_id, raw_parent = span.trace_id, span.span_id, span.parent_span_id
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
+        raise _Rejected("a span without a valid 16-byte trace_id was rejected")
+    if len(span_id) != 8 or span_id == _ZERO_SPAN:
+        raise _Rejected("a span without a valid 8-byte span_id was rejected")
+    if raw_parent and len(raw_parent) != 8:
+        raise _Rejected("a span whose parent_span_id is not 8 bytes was rejected")
+    if start > _MAX_NS or end > _MAX_NS:
+        raise _Rejected("a span with a timestamp past the year 2262 was rejected")
     attrs = values.attributes(span.attributes)
     text = values.text
     span_events = span.events
@@ -220,19 +224,16 @@ def _row(span: Any, values: _Values, resource_json: str, default_experiment: str
         if span_events
         else []
     )
-    raw_parent = span.parent_span_id
     if not raw_parent or raw_parent == _ZERO_SPAN:
         parent, rank = None, 2
     else:
         parent = raw_parent.hex()
         flags = span.flags
         rank = 1 if (flags & _REMOTE_KNOWN and flags & _REMOTE) or attrs.get(cv.LOCAL_ROOT) else 0
-    start = span.start_time_unix_nano
-    end = span.end_time_unix_nano or start
     status = span.status
     return span_row(
-        trace_id=span.trace_id.hex(), span_id=span.span_id.hex(), parent_span_id=parent, name=text(span.name),
+        trace_id=trace_id.hex(), span_id=span_id.hex(), parent_span_id=parent, name=text(span.name),
         error=status.code == _STATUS_ERROR, status_message=text(status.message) or None, start_time_ns=start,
-        end_time_ns=end, attributes=attrs, events=events, resource=resource_json, scope=scope, root_rank=rank,
-        experiment=default_experiment, trusted=False,
+        end_time_ns=end or start, attributes=attrs, events=events, resource=resource_json, scope=scope,
+        root_rank=rank, experiment=default_experiment, trusted=False,
     )  # fmt: skip
