@@ -211,6 +211,24 @@ def test_spans_without_valid_ids_are_rejected_alone() -> None:
     assert "trace_id" in result.message() and "span_id" in result.message()
 
 
+def test_every_value_kind_is_decoded_and_an_empty_string_stays_a_string() -> None:
+    # Strings are read without asking which kind a value is (a oneof's unset string reads as ""),
+    # so "", 0, False and an unset value are the cases that must not be mistaken for each other.
+    from opentelemetry.proto.common.v1 import common_pb2
+
+    trace_id, span_id = new_ids()
+    span = make_span("kinds", trace_id, span_id, attributes={
+        "empty": "", "text": "t", "zero": 0, "no": False, "half": 0.5, "raw": b"\x01\xff",
+        "list": ["", 0, "a"], "map": {"inner": "", "n": 1},
+    })  # fmt: skip
+    span.attributes.add(key="unset", value=common_pb2.AnyValue())
+    attributes = json.loads(request_to_rows(make_request([span])).rows[0]["attributes"])
+    assert attributes == {
+        "empty": "", "text": "t", "zero": 0, "no": False, "half": 0.5, "raw": "01ff",
+        "list": ["", 0, "a"], "map": {"inner": "", "n": 1}, "unset": None,
+    }  # fmt: skip
+
+
 def test_huge_values_are_cut_and_reported() -> None:
     trace_id, span_id = new_ids()
     big = "x" * 3_000_000
