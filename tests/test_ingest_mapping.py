@@ -204,11 +204,13 @@ def test_spans_without_valid_ids_are_rejected_alone() -> None:
         make_span("no trace id", b"", span_id),
         make_span("zero span id", trace_id, bytes(8)),
         make_span("short parent", trace_id, new_ids()[1], parent=b"\x01\x02"),
+        make_span("past 2262", trace_id, new_ids()[1], start=2**63),
     ]
     result = request_to_rows(make_request(spans))
-    assert (result.accepted, result.rejected) == (1, 3)
+    assert (result.accepted, result.rejected) == (1, 4)
     assert [r["name"] for r in result.rows] == ["good"]
-    assert "trace_id" in result.message() and "span_id" in result.message()
+    for named in ("trace_id", "span_id", "parent_span_id", "2262"):
+        assert named in result.message()
 
 
 def test_every_value_kind_is_decoded_and_an_empty_string_stays_a_string() -> None:
