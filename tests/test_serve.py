@@ -233,11 +233,16 @@ def test_a_body_over_the_limit_is_413_whether_its_length_is_declared_or_chunked(
 
 
 def test_an_agent_that_raises_is_500_with_type_and_trace_id_and_no_stack(servers: dict[str, str]) -> None:
-    status, _, body = post(servers["bot"] + "/invocations", {"question": "boom"})
+    headers = {"x-request-id": "req-boom", "x-session-id": "s-9"}
+    status, _, body = post(servers["bot"] + "/invocations", {"question": "boom"}, headers)
     assert status == 500 and body["error_type"] == "ValueError"
     assert "detail the client" not in json.dumps(body) and "Traceback" not in json.dumps(body)
     trace = stored(body["trace_id"])
     assert trace.info.status == "ERROR"
+    # A failed request's trace carries the request's facts as a successful one does.
+    assert (trace.info.agent_name, trace.info.agent_version, trace.info.session_id) == ("bot", "1", "s-9")
+    assert trace.info.metadata["request_id"] == "req-boom"
+    assert trace.spans[0].attributes["http.response.status_code"] == 500
     events = [e for s in trace.spans for e in s.events if e["name"] == "exception"]
     assert any("Traceback" in e["attributes"].get("exception.stacktrace", "") for e in events)
     assert post(servers["bot"] + "/invocations", {"question": "ok"})[0] == 200  # still up
@@ -290,6 +295,7 @@ def test_generator_agents_stream_server_sent_events_in_one_trace(servers: dict[s
     trace = stored(events[0][1]["trace_id"])
     assert [(d, s.name) for d, s in trace.walk()] == [(0, agent)]
     assert trace.info.outputs == ["a", "b", "c"] and trace.spans[0].attributes["http.route"] == "/invocations/stream"
+    assert trace.info.agent_name == agent and len(trace.info.metadata["request_id"]) == 32
     status, _, body = post(servers[agent] + "/invocations", {"text": "x y"})  # collected in one answer
     assert status == 200 and body["outputs"] == ["x", "y"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -151,3 +152,41 @@ def test_sampled_out_span_block_serialises_nothing() -> None:
         s.set_outputs(Counting())
         s.set_attributes({"blob": Counting()})
     assert Counting.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "stored_outputs"),
+    [
+        ({}, {"answer": "first", "secret": "s"}),
+        ({"redact": ["secret"]}, {"answer": "first", "secret": "[REDACTED]"}),
+    ],
+)
+def test_leave_reuses_the_answers_json_only_where_the_tracer_would_store_the_same(
+    tmp_path: Any, settings: dict[str, Any], stored_outputs: Any
+) -> None:
+    # `agenttrace serve` has the answer's JSON (whole, unredacted) already; a redacting tracer must
+    # still store its own redacted text, never the answer's.
+    import agenttrace
+    from agenttrace.tracing.serialize import Serializer
+    from agenttrace.tracing.spans import span
+
+    agenttrace.configure(
+        store=str(tmp_path / "leave.duckdb"), raise_internal_errors=True, schedule_delay_ms=50, **settings
+    )
+    result = {"answer": "first", "secret": "s"}
+    root = span("request", span_type="AGENT")
+    with root:
+        record = root.leave(result, Serializer(max_bytes=1 << 62).to_json(result))
+    record({})
+    assert only_trace().root.outputs == stored_outputs
+
+
+def test_a_given_json_over_the_payload_cap_is_cut_as_the_tracer_cuts_it() -> None:
+    from agenttrace.tracing.serialize import TRUNCATED_KEY, Serializer
+
+    value = {"text": "x" * 5000}
+    whole = Serializer(max_bytes=1 << 62).to_json(value)
+    capped = Serializer(max_bytes=1000)
+    assert capped.to_json_given(value, whole) == capped.to_json(value)
+    assert TRUNCATED_KEY in capped.to_json_given(value, whole)
+    assert Serializer(max_bytes=10_000).to_json_given(value, whole) is whole  # under the cap: reused as is

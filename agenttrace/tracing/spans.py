@@ -258,14 +258,16 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
         self._name, self._attributes, self._inputs, self._state = name, attributes, inputs, None
         return self
 
-    def leave(self, outputs: Any = _NO_OUTPUTS) -> Callable[[Mapping[str, Any]], None]:
+    def leave(self, outputs: Any = _NO_OUTPUTS, outputs_json: str | None = None) -> Callable[[Mapping[str, Any]], None]:
         """Leave the block now; return the call that records the span, ended at this moment.
 
         For agenttrace's own server, which answers first and records after. Here, in the block's
         context: the context is restored, and `outputs` (None too, when given) serialised, so what is
-        stored is the value as it was returned. The returned call sets the given attributes (values
-        OpenTelemetry takes as they are) and stores the span; it acts once, and must be called, or
-        the span is never stored. After `leave`, leaving the `with` block does nothing more.
+        stored is the value as it was returned (`outputs_json`, the same value already serialised
+        whole and unredacted, is reused when the tracer's settings would store the same text). The
+        returned call sets the given attributes (values OpenTelemetry takes as they are) and stores
+        the span; it acts once, and must be called, or the span is never stored. After `leave`,
+        leaving the `with` block does nothing more.
         """
         if self._state is None:
             return _nothing
@@ -275,7 +277,11 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
         final: dict[str, Any] = {}
         try:
             if outputs is not _NO_OUTPUTS and s.is_recording():
-                final[cv.OUTPUTS] = get_runtime().serializer.to_json(outputs)
+                serializer = get_runtime().serializer
+                if outputs_json is None:
+                    final[cv.OUTPUTS] = serializer.to_json(outputs)
+                else:
+                    final[cv.OUTPUTS] = serializer.to_json_given(outputs, outputs_json)
             otel_context.detach(token)  # type: ignore[arg-type]
         except Exception as exc:
             internal_error("leave span", exc)
