@@ -329,3 +329,21 @@ def test_a_store_that_differs_from_the_declaration_is_refused(
         expected = "user_id is BIGINT, declared VARCHAR"
     with pytest.raises(StoreError, match=expected):
         DuckDBStore(path).count_traces()
+
+
+def test_a_spans_attributes_are_copied_alike_from_the_sdks_dict_and_through_its_public_view() -> None:
+    # The exporter copies an ended SDK span's attributes from the dict the SDK keeps (its public
+    # view locks per key); a span without that dict (a ReadableSpan made directly) takes the view.
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+
+    from agenttrace.otel.convert import _attributes_of
+
+    given = {"a": 1, "b": "two", "c": [1.5, 2.5], "d": True}
+    sdk_span = TracerProvider().get_tracer("t").start_span("s", attributes=given)
+    sdk_span.end()
+    copied = _attributes_of(sdk_span)
+    assert copied == dict(sdk_span.attributes) == {**given, "c": (1.5, 2.5)}  # the SDK keeps sequences as tuples
+    copied["a"] = 2
+    assert sdk_span.attributes["a"] == 1  # a copy, not the span's own dict
+    assert _attributes_of(ReadableSpan("plain", attributes=given)) == given
+    assert _attributes_of(ReadableSpan("bare")) == {}
