@@ -46,6 +46,20 @@ def plain(question):
 
 async def answer_async(question, config=None):
     return config["model"] + ":" + question
+
+
+def words(text, config=None):
+    import agenttrace
+
+    for word in text.split():
+        with agenttrace.span("step"):
+            pass
+        yield config["model"] + ":" + word
+
+
+async def words_async(text, config=None):
+    for word in text.split():
+        yield config["model"] + ":" + word
 """
 HELPERS_SOURCE = """
 def render(system, question, model):
@@ -353,6 +367,33 @@ def test_changed_code_warns_and_strict_refuses(pkg: str) -> None:
     assert loaded(question="q") == "be brief|q|m1"
     with pytest.raises(FingerprintMismatchError, match="helpers.py"):
         agenttrace.load_agent("bot/1", strict=True)
+
+
+@pytest.mark.parametrize("target", ["words", "words_async"])
+def test_a_generator_target_is_traced_over_its_whole_iteration(pkg: str, target: str) -> None:
+    # The span covers the iteration (it ends after the last item, not when the generator object
+    # is returned) and stores the items, as @trace does for a generator.
+    import asyncio
+    import time
+
+    from tests.conftest import only_trace
+
+    version = agenttrace.register_agent("gen", f"{pkg}.agent:{target}", config={"model": "m"})
+    loaded = agenttrace.load_agent("gen")
+
+    async def collect_async() -> list[str]:
+        return [item async for item in loaded(text="a b")]
+
+    started = time.time_ns()
+    items = asyncio.run(collect_async()) if target == "words_async" else list(loaded(text="a b"))
+    assert items == ["m:a", "m:b"]
+    trace = only_trace()
+    root = trace.root
+    assert (root.name, root.span_type, root.inputs, root.outputs) == ("gen", "AGENT", {"text": "a b"}, items)
+    assert (trace.info.agent_name, trace.info.agent_version_id) == ("gen", version.version_id)
+    assert root.start_time_ns >= started
+    if target == "words":  # the target's own spans nest under the version's span
+        assert [(d, s.name) for d, s in trace.walk()] == [(0, "gen"), (1, "step"), (1, "step")]
 
 
 def test_unchanged_code_loads_without_warning(pkg: str) -> None:

@@ -8,8 +8,11 @@ from agenttrace.registry._diff import VersionDiff, diff_agent_versions
 from agenttrace.registry._lineage import agent_history, compare_versions, lineage
 from agenttrace.registry._loading import (
     AgentCodeChangedWarning,
+    AsyncGeneratorLoadedAgent,
     AsyncLoadedAgent,
+    GeneratorLoadedAgent,
     LoadedAgent,
+    call_kind,
     load_agent,
     set_active_agent,
 )
@@ -28,10 +31,13 @@ from agenttrace.registry._versions import (
 __all__ = [
     "AgentCodeChangedWarning",
     "AgentVersion",
+    "AsyncGeneratorLoadedAgent",
     "AsyncLoadedAgent",
+    "GeneratorLoadedAgent",
     "LoadedAgent",
     "VersionDiff",
     "agent_history",
+    "call_kind",
     "compare_versions",
     "delete_agent_version",
     "delete_alias",

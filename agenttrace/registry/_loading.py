@@ -9,6 +9,8 @@ parameters, so `evaluate()` checks dataset inputs against what callers really pa
 
 Every call runs in an AGENT span carrying the version (name, number and version id) and with the
 version as the active agent, so the trace is stamped with it whether or not the target is traced.
+A generator or async generator target returns its (async) generator, traced as the decorator
+traces one: the span covers the whole iteration and its outputs are the items yielded.
 
 The fingerprint of the code on disk is compared with the version's when loading: a mismatch warns
 (`AgentCodeChangedWarning`, listing the changed files) or, with `strict=True`, refuses.
@@ -29,9 +31,20 @@ from agenttrace.registry._diff import file_changes
 from agenttrace.registry._fingerprint import code_fingerprint, import_target, resolve_target
 from agenttrace.registry._versions import AgentVersion, _live_targets, _store, get_agent_version, parse_ref
 from agenttrace.tracing.agent_context import ActiveAgent, identity_of, restore_agent, split_label, use_agent
-from agenttrace.tracing.spans import span
+from agenttrace.tracing.decorator import traced_async_generator, traced_generator
+from agenttrace.tracing.runtime import get_runtime
+from agenttrace.tracing.spans import checked_attributes, given_inputs, span, start_with_inputs
 
-__all__ = ["AgentCodeChangedWarning", "AsyncLoadedAgent", "LoadedAgent", "load_agent", "set_active_agent"]
+__all__ = [
+    "AgentCodeChangedWarning",
+    "AsyncGeneratorLoadedAgent",
+    "AsyncLoadedAgent",
+    "GeneratorLoadedAgent",
+    "LoadedAgent",
+    "call_kind",
+    "load_agent",
+    "set_active_agent",
+]
 
 _BOUND = ("config", "prompts")
 
@@ -100,6 +113,64 @@ class AsyncLoadedAgent(LoadedAgent):
             restore_agent(token)
 
 
+class GeneratorLoadedAgent(LoadedAgent):
+    """LoadedAgent for a generator function: the call returns the target's generator, traced.
+
+    The AGENT span starts when iteration starts and ends when it ends (exhausted, failed or
+    closed), with the items as its outputs, as `@trace` traces a generator.
+    """
+
+    def _begin(self, inputs: dict[str, Any]) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+        """The decorator's `begin` for one call: the version's AGENT span, with the caller's inputs."""
+
+        def begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            rt = get_runtime()
+            if not rt.enabled:
+                return None
+            attributes = checked_attributes("AGENT", self.identity.attributes)
+            started = start_with_inputs(rt, self.name, attributes, given_inputs, inputs, None)
+            return None if started is None else (rt, *started)
+
+        return begin
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        inputs, call = self._arguments(args, kwargs)
+        return traced_generator(self.fn, self._begin(inputs), True)(*args, **call)
+
+
+class AsyncGeneratorLoadedAgent(GeneratorLoadedAgent):
+    """LoadedAgent for an async generator function: the call returns its async generator, traced."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        inputs, call = self._arguments(args, kwargs)
+        return traced_async_generator(self.fn, self._begin(inputs), True)(*args, **call)
+
+
+_LOADED_BY_KIND: dict[str, type[LoadedAgent]] = {
+    "sync": LoadedAgent,
+    "async": AsyncLoadedAgent,
+    "generator": GeneratorLoadedAgent,
+    "async_generator": AsyncGeneratorLoadedAgent,
+}
+
+
+def call_kind(fn: Any) -> str:
+    """How calling `fn` runs it: "sync", "async", "generator" or "async_generator" (decorated
+    functions are unwrapped; a callable object is what its `__call__` is)."""
+    target = inspect.unwrap(fn)
+    if inspect.isasyncgenfunction(target):
+        return "async_generator"
+    if inspect.isgeneratorfunction(target):
+        return "generator"
+    if inspect.iscoroutinefunction(target):
+        return "async"
+    if not inspect.isfunction(target) and not inspect.ismethod(target) and not isinstance(target, type):
+        call = vars(type(target)).get("__call__")  # a callable object's own method
+        if call is not None:
+            return call_kind(call)
+    return "sync"
+
+
 def load_agent(ref: str, *, strict: bool = False) -> LoadedAgent:
     """A registered version as a callable: "name@alias", "name/3" or "name" (the latest version).
 
@@ -124,8 +195,7 @@ def load_agent(ref: str, *, strict: bool = False) -> LoadedAgent:
             )
         fn = import_target(version.target)
     _check_code(version, fn, strict)
-    cls = AsyncLoadedAgent if inspect.iscoroutinefunction(fn) else LoadedAgent
-    return cls(version, fn)
+    return _LOADED_BY_KIND[call_kind(fn)](version, fn)
 
 
 def _check_code(version: AgentVersion, fn: Callable[..., Any], strict: bool) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pydantic
 
-from agenttrace.registry import LoadedAgent, load_agent
+from agenttrace.registry import LoadedAgent, call_kind, load_agent
 from agenttrace.registry._versions import get_agent_version, parse_ref
 
 logger = logging.getLogger("agenttrace")
@@ -39,21 +39,6 @@ class BodyTooLarge(BadRequest):
     """A request body over the server's `--max-body-mb` (HTTP 413), refused before it is all read."""
 
     status = 413
-
-
-def _kind(fn: Any) -> str:
-    target = inspect.unwrap(fn)
-    if inspect.isasyncgenfunction(target):
-        return "async_generator"
-    if inspect.isgeneratorfunction(target):
-        return "generator"
-    if inspect.iscoroutinefunction(target):
-        return "async"
-    if not inspect.isfunction(target) and not inspect.ismethod(target) and not isinstance(target, type):
-        call = vars(type(target)).get("__call__")  # a callable object's own method
-        if call is not None:
-            return _kind(call)
-    return "sync"
 
 
 def _hints(fn: Any) -> dict[str, Any]:
@@ -113,7 +98,7 @@ class ServedAgent:
         loaded = load_agent(ref)
         alias = which if which is not None and not which.isdigit() and "@" in ref else None
         model, open_ended, parameters = _request_model(loaded)
-        return cls(ref, alias, loaded, _kind(loaded.fn), model, parameters, open_ended)
+        return cls(ref, alias, loaded, call_kind(loaded.fn), model, parameters, open_ended)
 
     @property
     def streams(self) -> bool:

@@ -144,9 +144,9 @@ def _wrap(
         return None if started is None else (rt, *started)
 
     if inspect.isasyncgenfunction(fn):
-        return _wrap_async_generator(fn, begin, cap_out)
+        return traced_async_generator(fn, begin, cap_out)
     if inspect.isgeneratorfunction(fn):
-        return _wrap_generator(fn, begin, cap_out)
+        return traced_generator(fn, begin, cap_out)
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
@@ -237,7 +237,7 @@ def _ending(rt: Any, s: Any, ctx: Any, collected: _Collected, cap_out: bool) -> 
             end_ok(rt, s, None, collected.output(), cap_out)
 
 
-def _wrap_generator(fn: Any, begin: Callable, cap_out: bool) -> Any:
+def traced_generator(fn: Any, begin: Callable, cap_out: bool) -> Any:
     @functools.wraps(fn)
     def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
         state = _detached_start(begin, args, kwargs)
@@ -278,7 +278,7 @@ def _wrap_generator(fn: Any, begin: Callable, cap_out: bool) -> Any:
     return gen_wrapper
 
 
-def _wrap_async_generator(fn: Any, begin: Callable, cap_out: bool) -> Any:
+def traced_async_generator(fn: Any, begin: Callable, cap_out: bool) -> Any:
     @functools.wraps(fn)
     async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
         state = _detached_start(begin, args, kwargs)
