@@ -60,6 +60,21 @@ def words(text, config=None):
 async def words_async(text, config=None):
     for word in text.split():
         yield config["model"] + ":" + word
+
+
+def listed(fn):
+    import functools
+
+    @functools.wraps(fn)  # a sync wrapper that looks like the generator it wraps
+    def wrapper(*args, **kwargs):
+        return list(fn(*args, **kwargs))
+
+    return wrapper
+
+
+@listed
+def words_listed(text):
+    yield from text.split()
 """
 HELPERS_SOURCE = """
 def render(system, question, model):
@@ -394,6 +409,14 @@ def test_a_generator_target_is_traced_over_its_whole_iteration(pkg: str, target:
     assert root.start_time_ns >= started
     if target == "words":  # the target's own spans nest under the version's span
         assert [(d, s.name) for d, s in trace.walk()] == [(0, "gen"), (1, "step"), (1, "step")]
+
+
+def test_a_sync_wrapper_around_a_generator_is_loaded_as_what_it_returns(pkg: str) -> None:
+    from tests.conftest import only_trace
+
+    agenttrace.register_agent("listed", f"{pkg}.agent:words_listed")
+    assert agenttrace.load_agent("listed")(text="a b") == ["a", "b"]
+    assert only_trace().root.outputs == ["a", "b"]
 
 
 def test_unchanged_code_loads_without_warning(pkg: str) -> None:

@@ -46,6 +46,11 @@ class Unserialisable:
 
 
 def answer(question: str, n: int = 1, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    if question == "note":
+        import agenttrace
+
+        agenttrace.update_current_trace(metadata={"noted": "by the agent"}, tags={"topic": "notes"})
+        return {"answer": "noted"}
     if question == "boom":
         raise ValueError("a detail the client must not see")
     if question == "hang":
@@ -177,6 +182,14 @@ def test_invocations_answer_and_the_request_is_one_stamped_trace(servers: dict[s
     assert (info.agent_name, info.agent_version) == ("bot", "1")
     assert info.inputs == {"question": "hi", "n": 2} and info.outputs["answer"] == "hihi"
     assert trace.spans[0].attributes["http.response.status_code"] == 200
+
+
+def test_what_the_agent_notes_on_its_trace_is_kept_beside_the_requests_facts(servers: dict[str, str]) -> None:
+    status, _, body = post(servers["bot"] + "/invocations", {"question": "note"}, {"x-request-id": "req-note"})
+    assert status == 200
+    info = stored(body["trace_id"]).info
+    assert info.metadata == {"request_id": "req-note", "noted": "by the agent"}
+    assert info.tags == {"topic": "notes"} and info.agent_version == "1"
 
 
 def test_inputs_wrapper_and_a_generated_request_id(servers: dict[str, str]) -> None:

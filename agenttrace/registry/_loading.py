@@ -10,7 +10,9 @@ parameters, so `evaluate()` checks dataset inputs against what callers really pa
 Every call runs in an AGENT span carrying the version (name, number and version id) and with the
 version as the active agent, so the trace is stamped with it whether or not the target is traced.
 A generator or async generator target returns its (async) generator, traced as the decorator
-traces one: the span covers the whole iteration and its outputs are the items yielded.
+traces one: the span starts when iteration starts, covers it whole and its outputs are the items
+yielded. Its body's spans nest under that span, which carries the version; the version is not the
+active agent while it runs (a context variable set inside a generator would leak to its caller).
 
 The fingerprint of the code on disk is compared with the version's when loading: a mismatch warns
 (`AgentCodeChangedWarning`, listing the changed files) or, with `strict=True`, refuses.
@@ -154,10 +156,16 @@ _LOADED_BY_KIND: dict[str, type[LoadedAgent]] = {
 }
 
 
-def call_kind(fn: Any) -> str:
-    """How calling `fn` runs it: "sync", "async", "generator" or "async_generator" (decorated
-    functions are unwrapped; a callable object is what its `__call__` is)."""
-    target = inspect.unwrap(fn)
+def call_kind(fn: Any, *, unwrap: bool = False) -> str:
+    """How calling `fn` runs it: "sync", "async", "generator" or "async_generator" (a callable
+    object is what its `__call__` is).
+
+    `load_agent` asks about `fn` itself, since its wrapper calls `fn` and relies on what that call
+    returns (a sync wrapper around a generator may return a list). Serving asks with `unwrap`: it
+    consumes any iterable a generator kind returns, and awaits what a sync wrapper of a coroutine
+    function returns.
+    """
+    target = inspect.unwrap(fn) if unwrap else fn
     if inspect.isasyncgenfunction(target):
         return "async_generator"
     if inspect.isgeneratorfunction(target):
@@ -167,7 +175,7 @@ def call_kind(fn: Any) -> str:
     if not inspect.isfunction(target) and not inspect.ismethod(target) and not isinstance(target, type):
         call = vars(type(target)).get("__call__")  # a callable object's own method
         if call is not None:
-            return call_kind(call)
+            return call_kind(call, unwrap=unwrap)
     return "sync"
 
 

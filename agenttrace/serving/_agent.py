@@ -98,7 +98,7 @@ class ServedAgent:
         loaded = load_agent(ref)
         alias = which if which is not None and not which.isdigit() and "@" in ref else None
         model, open_ended, parameters = _request_model(loaded)
-        return cls(ref, alias, loaded, call_kind(loaded.fn), model, parameters, open_ended)
+        return cls(ref, alias, loaded, call_kind(loaded.fn, unwrap=True), model, parameters, open_ended)
 
     @property
     def streams(self) -> bool:

@@ -41,7 +41,7 @@ from agenttrace.otel import conventions as cv
 from agenttrace.serving._agent import AgentHolder, BadRequest, BodyTooLarge, ServedAgent
 from agenttrace.tracing.context import wrap
 from agenttrace.tracing.serialize import Serializer
-from agenttrace.tracing.spans import span, static_attribute_value
+from agenttrace.tracing.spans import checked_attributes, span
 
 __all__ = ["Invoker"]
 
@@ -116,25 +116,20 @@ class Invoker:
 
     def _root(
         self, served: ServedAgent, route: str, arguments: dict[str, Any], seen: dict[str, str], request_id: str
-    ) -> tuple[span, dict[str, Any]]:
-        """(the request's root span, started with its type and inputs; the request's facts).
-
-        The facts go on the root as the attributes update_current_trace would set (the span is the
-        trace's root here, so there is nothing to merge with): the version, route, request id,
-        session and user. `invoke` sets them when it records the span, after the answer is sent,
-        so checking them is not in the time the caller waits. What is the same for every request of
-        a version and route is checked once (a swapped version brings its own).
-        """
+    ) -> span:
+        # The request's facts go on the root span as the attributes update_current_trace would set:
+        # the span is the trace's root here, so there is nothing to merge with. What is the same for
+        # every request of a version and route is checked once (a swapped version brings its own).
         static = served.root_attributes.get(route)
         if static is None:
             identity = {**served.loaded.identity.attributes, "http.request.method": "POST", "http.route": route}
-            static = served.root_attributes[route] = {k: static_attribute_value(v) for k, v in identity.items()}
-        facts = {**static, cv.TRACE_METADATA: dumps({"request_id": request_id})}
+            static = served.root_attributes[route] = checked_attributes("AGENT", identity)
+        attributes = {**static, cv.TRACE_METADATA: dumps({"request_id": request_id})}
         if "x-session-id" in seen:
-            facts[cv.SESSION_ID] = seen["x-session-id"]
+            attributes[cv.SESSION_ID] = seen["x-session-id"]
         if "x-user-id" in seen:
-            facts[cv.USER_ID] = seen["x-user-id"]
-        return span.of_checked(served.loaded.name, {cv.SPAN_TYPE: "AGENT"}, inputs=arguments), facts
+            attributes[cv.USER_ID] = seen["x-user-id"]
+        return span.of_checked(served.loaded.name, attributes, inputs=arguments)
 
     @staticmethod
     def _parent(seen: dict[str, str]) -> Token[Context] | None:
@@ -150,15 +145,14 @@ class Invoker:
             return _json(exc.status, {"error": str(exc), "error_type": type(exc).__name__}, headers)
         token = self._parent(seen)
         trace_id = None
-        root, facts = self._root(served, "/invocations", arguments, seen, request_id)
+        root = self._root(served, "/invocations", arguments, seen, request_id)
         try:
             with root as live:
                 trace_id = live.trace_id
                 try:
                     outputs = await asyncio.wait_for(self._call(served, arguments), self.timeout_s)
                 except BaseException as exc:
-                    status = 504 if isinstance(exc, TimeoutError) else 500
-                    live.set_attributes({**facts, "http.response.status_code": status})
+                    live.set_attributes({"http.response.status_code": 504 if isinstance(exc, TimeoutError) else 500})
                     raise
                 text = _RESPONSE.to_json(outputs)
                 record = root.leave(outputs, text)  # the span ends now; it is stored once the answer is sent
@@ -171,7 +165,7 @@ class Invoker:
             if token is not None:
                 otel_context.detach(token)
         body = f'{{"outputs": {text}, "trace_id": {json.dumps(trace_id)}, "agent_version": {json.dumps(served.label)}}}'
-        return _RecordedAfter(body, {**headers, **_trace_header(trace_id)}, record, facts)
+        return _RecordedAfter(body, {**headers, **_trace_header(trace_id)}, record)
 
     @staticmethod
     def _bound(served: ServedAgent, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -216,9 +210,7 @@ class Invoker:
     ) -> AsyncIterator[str]:
         token = self._parent(seen)
         try:
-            root, facts = self._root(served, "/invocations/stream", arguments, seen, request_id)
-            with root as live:
-                live.set_attributes(facts)  # a stream's span is open while it is sent: its facts go on now
+            with self._root(served, "/invocations/stream", arguments, seen, request_id) as live:
                 yield _event("start", {"trace_id": live.trace_id, "agent_version": served.label})
                 items: list[Any] = []
                 try:
@@ -270,18 +262,15 @@ class _RecordedAfter(Response):
     wait for. The span is stored whatever happens to the sending (a client gone, a server shutting
     down that cancels it), so no trace is left without its root."""
 
-    def __init__(
-        self, body: str, headers: dict[str, str], record: Callable[[Mapping[str, Any]], None], facts: dict[str, Any]
-    ) -> None:
+    def __init__(self, body: str, headers: dict[str, str], record: Callable[[Mapping[str, Any]], None]) -> None:
         super().__init__(body, media_type="application/json", headers=headers)
         self._record = record
-        self._facts = facts
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._record({**self._facts, "http.response.status_code": 200})
+            self._record({"http.response.status_code": 200})
 
 
 def _event(name: str | None, data: Any) -> str:
