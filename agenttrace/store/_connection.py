@@ -43,10 +43,15 @@ from agenttrace.store import _encryption, _schema
 
 T = TypeVar("T")
 _DUCKDB_MAGIC = b"DUCK"
-# Longer than the exporter's 1 s schedule, so a steady stream of batches shares one hold and one
-# checkpoint (a traced server paid a checkpoint and an open per batch: a fifth of its busy time).
-IDLE_CLOSE_S = 1.5
-MAX_HOLD_S = 5.0
+# A checkpoint rewrites the `traces` key index, so it costs in proportion to the store: after a
+# 1,000-span batch about 0.2 s at 200,000 traces, 0.45-0.9 s at a million (benchmarks/checkpoint_cost.py).
+# Another agenttrace process gets in by ringing, within one checkpoint, however long the hold, so
+# holds are long: writes that pause for less than IDLE_CLOSE_S share one hold, and one checkpoint a
+# minute at most is paid under steady writes (with 1.5 s and 5 s, a program writing 20 traces a
+# second into a store of a million traces paid 13 checkpoints a minute and twice the CPU per call).
+# MAX_HOLD_S also bounds the wait of a reader that cannot ring; the WAL is bounded by size (below).
+IDLE_CLOSE_S = 10.0
+MAX_HOLD_S = 60.0
 # After a hold ends for a waiting process, the writer waits this long before holding again, so
 # that process (retrying every few ms) is sure to get a turn.
 COOLDOWN_S = 0.2
@@ -207,10 +212,12 @@ def connect(
             # One DuckDB thread for background writes: with two, DuckDB takes both cores of a
             # small machine from the traced program (measured: its loop ran at 36% vs 70%).
             con.execute("SET threads = 1")
-            # Checkpoint only when the hold ends (MAX_HOLD_S bounds the WAL to seconds of writes),
-            # not at every 16 MB too: a checkpoint rewrites the whole `traces` key index, so it
-            # costs in proportion to the store (measured: 29 -> 20 us/span at 600,000 spans).
-            con.execute("SET checkpoint_threshold = '1GB'")
+            # Checkpoint when the hold ends, or when the WAL passes 128 MB (about 400,000 small
+            # spans: a server ingesting at full speed for ten seconds), not at every 16 MB: a
+            # checkpoint rewrites the whole `traces` key index, so it costs in proportion to the store
+            # (measured: 29 -> 20 us/span at 600,000 spans). The WAL bound also bounds what a long
+            # hold keeps in memory and what the next open replays after a crash.
+            con.execute("SET checkpoint_threshold = '128MB'")
             now = time.monotonic()
             state.held[key] = _Held(con, now, now, _bell_time(key))
             _start_closer(state)
