@@ -53,8 +53,8 @@ for i in range(calls):
     time.sleep(max(0.0, start + i / rate - time.monotonic()))
     step(i)
 agenttrace.flush()
-_connection.release()  # what exit does: the last checkpoint is the program's too
-print(calls, time.process_time() - cpu, releases + 1, flush=True)
+_connection.release()  # what exit does: the last checkpoint is the program's too (counted by the wrapper)
+print(calls, time.process_time() - cpu, releases, flush=True)
 """
 
 

@@ -147,8 +147,22 @@ def test_a_lock_held_past_the_timeout_is_a_clear_error(tmp_path: Path) -> None:
     DuckDBStore(path).initialise()
     _connection.release()
     holder = _hold_lock(path, 3)
-    with pytest.raises(StoreLockedError, match="stayed locked by another process"):
+    with pytest.raises(StoreLockedError, match="stayed locked by another process") as raised:
         DuckDBStore(path, lock_timeout_s=0.3).count_traces()
+    assert "could not ask" not in str(raised.value)  # it rang: the holder (not agenttrace) did not listen
+    holder.kill()
+    holder.wait()
+
+
+def test_a_reader_that_cannot_ring_says_why_the_holder_did_not_let_go(tmp_path: Path) -> None:
+    path = tmp_path / "busy.duckdb"
+    DuckDBStore(path).initialise()
+    _connection.release()
+    (tmp_path / "busy.duckdb.wait").symlink_to(tmp_path / "missing" / "bell")  # a bell it cannot write
+    holder = _hold_lock(path, 3)
+    with pytest.raises(StoreLockedError, match="could not ask the holder to let go") as raised:
+        DuckDBStore(path, lock_timeout_s=0.3).count_traces()
+    assert "raise lock_timeout_s" in str(raised.value)
     holder.kill()
     holder.wait()
 

@@ -57,6 +57,7 @@ MAX_HOLD_S = 60.0
 COOLDOWN_S = 0.2
 _BELL_SUFFIX = ".wait"  # `<store>.wait`: touched by a process waiting for the file's lock
 _CLOSER_TICK_S = 0.06  # how often the closer looks at the clock and the bell
+_CLOSER_JOIN_S = 1.5  # how long a release waits for the stopped closer thread to end
 # Files checked (magic, schema version, columns) in this process, by path and inode: a file swapped
 # in by another process (`agenttrace store restore`, `encrypt`, `rekey`) is a new inode, checked again.
 _prepared: set[str] = set()
@@ -118,6 +119,7 @@ def retry_while_locked(path: Path, timeout_s: float, attempt: Callable[[], T], a
     """
     deadline = time.monotonic() + timeout_s
     delay = 0.002
+    rang = True  # until a ring fails: only then does the error say why the holder did not let go
     while True:
         try:
             return attempt()
@@ -125,10 +127,11 @@ def retry_while_locked(path: Path, timeout_s: float, attempt: Callable[[], T], a
             if not _is_lock_error(exc):
                 raise
             if time.monotonic() >= deadline or _state.abandon.is_set():
+                unheard = "" if rang else f"; {_UNHEARD.format(bell=_bell_of(path))}"
                 raise StoreLockedError(
-                    f"store {path} stayed locked by another process for {timeout_s:.0f}s ({exc}); {advice}"
+                    f"store {path} stayed locked by another process for {timeout_s:.0f}s ({exc}); {advice}{unheard}"
                 ) from exc
-            _ring(path)
+            rang = _ring(path)
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
@@ -265,18 +268,30 @@ def _file_identity(key: str) -> str | None:
         return None
 
 
-def _ring(path: Path) -> None:
-    """Ask the process holding `path` to let go (see the module docstring); best effort."""
-    bell = Path(str(path.resolve()) + _BELL_SUFFIX)  # the holder looks next to the resolved path
+_UNHEARD = (
+    f"this process could not ask the holder to let go (it may not write {{bell}}); an agenttrace writer "
+    f"lets go {IDLE_CLOSE_S:g} s after its last write and after {MAX_HOLD_S:g} s at most, so raise lock_timeout_s "
+    "or let this user write that folder"
+)
+
+
+def _bell_of(path: Path) -> Path:
+    return Path(str(path.resolve()) + _BELL_SUFFIX)  # the holder looks next to the resolved path
+
+
+def _ring(path: Path) -> bool:
+    """Ask the process holding `path` to let go (see the module docstring); False if we could not."""
+    bell = _bell_of(path)
     try:
         os.utime(bell)
     except FileNotFoundError:
         try:
             bell.touch()
         except OSError:
-            pass  # a folder we may not write: the holder lets go after MAX_HOLD_S anyway
+            return False  # a folder we may not write: the holder lets go after MAX_HOLD_S anyway
     except OSError:
-        pass
+        return False  # another user's bell
+    return True
 
 
 def _bell_time(key: str) -> int | None:
@@ -320,7 +335,8 @@ def release(path: Path | None = None, *, wait_s: float | None = None) -> bool:
     finally:
         state.lock.release()
     if closer is not None and closer is not threading.current_thread():
-        closer.join(IDLE_CLOSE_S)
+        # Not longer: a caller that holds the lock (maintenance) has the closer wait on it.
+        closer.join(_CLOSER_JOIN_S)
     return True
 
 

@@ -73,7 +73,10 @@ class Runtime:
                 # One attempt: a foreign or newer file is refused now, a locked one is retried later.
                 DuckDBStore(store.path, lock_timeout_s=0, settings=self.settings).initialise()
             except StoreLockedError as exc:
-                logger.warning("agenttrace: %s; spans are queued and written once the store is free", exc)
+                # Not a warning: another agenttrace process holds the file between its writes (up to a
+                # minute), and our writer rings it when it has spans; a store that stays locked is
+                # warned about at exit, with the spans it kept from us.
+                logger.info("agenttrace: %s; spans are queued and written once the store is free", exc)
             self.store = store
             # Spans leave the processor's queue in small batches (span objects are costly to keep),
             # and reach DuckDB in large ones (each transaction has a fixed cost).
