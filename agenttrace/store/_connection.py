@@ -48,7 +48,7 @@ _DUCKDB_MAGIC = b"DUCK"
 # Another agenttrace process gets in by ringing, within one checkpoint, however long the hold, so
 # holds are long: writes that pause for less than IDLE_CLOSE_S share one hold, and one checkpoint a
 # minute at most is paid under steady writes (with 1.5 s and 5 s, a program writing 20 traces a
-# second into a store of a million traces paid 13 checkpoints a minute and twice the CPU per call).
+# second into a store of a million traces paid 12 checkpoints a minute and twice the CPU per call).
 # MAX_HOLD_S also bounds the wait of a reader that cannot ring; the WAL is bounded by size (below).
 IDLE_CLOSE_S = 10.0
 MAX_HOLD_S = 60.0
