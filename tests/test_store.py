@@ -332,3 +332,42 @@ def test_writes_a_few_seconds_apart_share_one_hold_and_one_checkpoint(tmp_path: 
     assert threshold == ("122.0 MiB",)  # 128 MB, as DuckDB prints it
     _connection.release()
     assert key not in _connection._state.held and store.count_traces() == 20
+
+
+def test_a_writer_with_much_in_its_wal_lets_go_in_a_short_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A heavy writer checkpoints in its lulls rather than inside its next busy stretch; a light
+    # one (little in the WAL) keeps its hold through the same pause.
+    from agenttrace.otel.convert import span_row
+
+    monkeypatch.setattr(_connection, "LULL_S", 0.3)
+    rows = [
+        span_row(
+            trace_id=f"{i:032x}",
+            span_id=f"{i + 1:016x}",
+            parent_span_id=None,
+            name="s",
+            error=False,
+            status_message=None,
+            start_time_ns=1,
+            end_time_ns=2,
+            attributes={},
+            events=[],
+            resource="{}",
+            scope=None,
+            root_rank=2,
+            experiment="Default",
+            trusted=True,
+        )  # fmt: skip
+        for i in range(2000)
+    ]
+    for name, wal_bytes, released in (("light", 1 << 40, False), ("heavy", 1, True)):
+        monkeypatch.setattr(_connection, "LULL_WAL_BYTES", wal_bytes)
+        path = tmp_path / f"{name}.duckdb"
+        store = DuckDBStore(path)
+        store.append_spans(rows)
+        time.sleep(1.0)  # a pause longer than LULL_S, shorter than IDLE_CLOSE_S
+        assert (str(path.resolve()) not in _connection._state.held) is released, name
+        _connection.release()
+        assert store.count_traces() == 2000

@@ -4,7 +4,8 @@ DuckDB lets one process write a file, and that process excludes every other. So 
 the file, does its work and closes it; an open that meets another process's lock is retried with
 a short growing sleep until `lock_timeout_s`. Writers may ask to *hold* the connection: while
 batches keep coming it stays open (closing it checkpoints the file, which costs more than the write
-and grows with the store), and a closer thread releases it once writes pause for IDLE_CLOSE_S, or
+and grows with the store), and a closer thread releases it once writes pause for IDLE_CLOSE_S (LULL_S
+when the WAL holds much), or
 at once when another process rings, or after MAX_HOLD_S in any case. Ringing: an open that meets
 another process's lock touches `<store>.wait`; the holder's closer sees the file's time differ
 from what it was when the hold began within _CLOSER_TICK_S and lets go, so a reader waits for one checkpoint,
@@ -52,6 +53,9 @@ _DUCKDB_MAGIC = b"DUCK"
 # MAX_HOLD_S also bounds the wait of a reader that cannot ring; the WAL is bounded by size (below).
 IDLE_CLOSE_S = 10.0
 MAX_HOLD_S = 60.0
+# A writer that has put this much in the WAL lets go in a pause of LULL_S already (see _idle_enough).
+LULL_S = 1.5
+LULL_WAL_BYTES = 16 << 20
 # After a hold ends for a waiting process, the writer waits this long before holding again, so
 # that process (retrying every few ms) is sure to get a turn.
 COOLDOWN_S = 0.2
@@ -253,11 +257,25 @@ def _close_idle_loop(state: _Connections, stop: threading.Event) -> None:
                 if now - state.held[key].opened >= MAX_HOLD_S or _bell_time(key) != state.held[key].bell:
                     _close_held(state, key)
                     state.cooldown_until[key] = now + COOLDOWN_S
-                elif now - state.held[key].last_used >= IDLE_CLOSE_S:
+                elif _idle_enough(now - state.held[key].last_used, key):
                     _close_held(state, key)
             if not state.held:
                 state.closer = None  # under the lock: a hold taken after this starts a new closer
                 return
+
+
+def _idle_enough(idle_s: float, key: str) -> bool:
+    """Whether a hold idle this long should end: after IDLE_CLOSE_S, or already after LULL_S when
+    the WAL holds LULL_WAL_BYTES or more (a heavy writer checkpoints in its lulls, as when holds
+    were short, rather than inside its next busy stretch at the WAL's size bound)."""
+    if idle_s >= IDLE_CLOSE_S:
+        return True
+    if idle_s < LULL_S:
+        return False
+    try:
+        return os.stat(key + ".wal").st_size >= LULL_WAL_BYTES
+    except OSError:
+        return False
 
 
 def _file_identity(key: str) -> str | None:
