@@ -293,58 +293,14 @@ def test_ctrl_c_during_a_store_query_is_a_keyboard_interrupt(tmp_path: Path) -> 
         signal.signal(signal.SIGINT, previous)
 
 
-def test_writes_a_few_seconds_apart_share_one_hold_and_one_checkpoint(tmp_path: Path) -> None:
-    # A checkpoint costs in proportion to the store, so a writer that pauses for less than
-    # IDLE_CLOSE_S keeps its connection (one checkpoint at the end), and the WAL is bounded by size.
+def _one_span_traces(count: int, prefix: str = "") -> list[dict[str, object]]:
+    """Batch rows of `count` one-span traces, ids starting with `prefix` (hex)."""
     from agenttrace.otel.convert import span_row
 
-    def rows(prefix: str) -> list[dict[str, object]]:
-        return [
-            span_row(
-                trace_id=f"{prefix}{i:031x}",
-                span_id=f"{i + 1:016x}",
-                parent_span_id=None,
-                name="s",
-                error=False,
-                status_message=None,
-                start_time_ns=1,
-                end_time_ns=2,
-                attributes={},
-                events=[],
-                resource="{}",
-                scope=None,
-                root_rank=2,
-                experiment="Default",
-                trusted=True,
-            )  # fmt: skip
-            for i in range(10)
-        ]
-
-    path = tmp_path / "held.duckdb"
-    store = DuckDBStore(path)
-    store.append_spans(rows("a"))
-    key = str(path.resolve())
-    held = _connection._state.held[key]
-    time.sleep(2.0)  # longer than the 1.5 s after which the connection used to be closed
-    store.append_spans(rows("b"))
-    assert _connection._state.held.get(key) is held  # the same hold: no checkpoint in between
-    threshold = held.con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
-    assert threshold == ("122.0 MiB",)  # 128 MB, as DuckDB prints it
-    _connection.release()
-    assert key not in _connection._state.held and store.count_traces() == 20
-
-
-def test_a_writer_with_much_in_its_wal_lets_go_in_a_short_pause(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A heavy writer checkpoints in its lulls rather than inside its next busy stretch; a light
-    # one (little in the WAL) keeps its hold through the same pause.
-    from agenttrace.otel.convert import span_row
-
-    monkeypatch.setattr(_connection, "LULL_S", 0.3)
-    rows = [
+    width = 32 - len(prefix)
+    return [
         span_row(
-            trace_id=f"{i:032x}",
+            trace_id=f"{prefix}{i:0{width}x}",
             span_id=f"{i + 1:016x}",
             parent_span_id=None,
             name="s",
@@ -360,8 +316,34 @@ def test_a_writer_with_much_in_its_wal_lets_go_in_a_short_pause(
             experiment="Default",
             trusted=True,
         )  # fmt: skip
-        for i in range(2000)
+        for i in range(count)
     ]
+
+
+def test_writes_a_few_seconds_apart_share_one_hold_and_one_checkpoint(tmp_path: Path) -> None:
+    # A checkpoint costs in proportion to the store, so a writer that pauses for less than
+    # IDLE_CLOSE_S keeps its connection (one checkpoint at the end), and the WAL is bounded by size.
+    path = tmp_path / "held.duckdb"
+    store = DuckDBStore(path)
+    store.append_spans(_one_span_traces(10, "a"))
+    key = str(path.resolve())
+    held = _connection._state.held[key]
+    time.sleep(2.0)  # longer than the 1.5 s after which the connection used to be closed
+    store.append_spans(_one_span_traces(10, "b"))
+    assert _connection._state.held.get(key) is held  # the same hold: no checkpoint in between
+    threshold = held.con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+    assert threshold == ("122.0 MiB",)  # 128 MB, as DuckDB prints it
+    _connection.release()
+    assert key not in _connection._state.held and store.count_traces() == 20
+
+
+def test_a_writer_with_much_in_its_wal_lets_go_in_a_short_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A heavy writer checkpoints in its lulls rather than inside its next busy stretch; a light
+    # one (little in the WAL) keeps its hold through the same pause.
+    monkeypatch.setattr(_connection, "LULL_S", 0.3)
+    rows = _one_span_traces(2000)
     for name, wal_bytes, released in (("light", 1 << 40, False), ("heavy", 1, True)):
         monkeypatch.setattr(_connection, "LULL_WAL_BYTES", wal_bytes)
         path = tmp_path / f"{name}.duckdb"
