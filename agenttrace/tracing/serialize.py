@@ -198,20 +198,22 @@ class Serializer:
                 text = _plain_dumps(safe)
             except Exception as exc:  # e.g. an int of more digits than Python will print
                 text = _plain_dumps(f"<unserializable {type(value).__name__}: {type(exc).__name__}>")
+        return self._capped(text)
+
+    def to_json_given(self, value: Any, text: str) -> str:
+        """`to_json(value)` when `text` is already `value` as JSON, made by a Serializer with no cap
+        and no redaction: without redaction here, `text` itself under this one's cap, so a value
+        serialised for someone else is not serialised twice."""
+        if self._redact_fn is None and self._redact_keys is None:
+            return self._capped(text)
+        return self.to_json(value)
+
+    def _capped(self, text: str) -> str:
         if len(text) * 4 > self.max_bytes:  # only measure bytes when it could matter
             size = len(text.encode("utf-8"))
             if size > self.max_bytes:
                 return self._truncated(text, size)
         return text
-
-    def to_json_given(self, value: Any, text: str) -> str:
-        """`to_json(value)` when `text` is already `value` as JSON, made by a Serializer with no cap
-        and no redaction: `text` itself if this one would make the same (it redacts nothing and the
-        text is under its cap), so a value serialised for someone else is not serialised twice."""
-        if self._redact_fn is None and self._redact_keys is None:
-            if len(text) * 4 <= self.max_bytes or len(text.encode("utf-8")) <= self.max_bytes:
-                return text
-        return self.to_json(value)
 
     def _truncated(self, text: str, size: int) -> str:
         preview = text.encode("utf-8")[: max(self.max_bytes - 120, 16)].decode("utf-8", errors="ignore")
