@@ -33,9 +33,8 @@ from agenttrace.registry._diff import file_changes
 from agenttrace.registry._fingerprint import code_fingerprint, import_target, resolve_target
 from agenttrace.registry._versions import AgentVersion, _live_targets, _store, get_agent_version, parse_ref
 from agenttrace.tracing.agent_context import ActiveAgent, identity_of, restore_agent, split_label, use_agent
-from agenttrace.tracing.decorator import traced_async_generator, traced_generator
-from agenttrace.tracing.runtime import get_runtime
-from agenttrace.tracing.spans import checked_attributes, given_inputs, span, start_with_inputs
+from agenttrace.tracing.decorator import span_starter, traced_async_generator, traced_generator
+from agenttrace.tracing.spans import checked_attributes, span
 
 __all__ = [
     "AgentCodeChangedWarning",
@@ -122,18 +121,14 @@ class GeneratorLoadedAgent(LoadedAgent):
     closed), with the items as its outputs, as `@trace` traces a generator.
     """
 
-    def _begin(self, inputs: dict[str, Any]) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
-        """The decorator's `begin` for one call: the version's AGENT span, with the caller's inputs."""
+    def __init__(self, version: AgentVersion, fn: Callable[..., Any]) -> None:
+        super().__init__(version, fn)
+        self._static = checked_attributes("AGENT", self.identity.attributes)
 
-        def begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            rt = get_runtime()
-            if not rt.enabled:
-                return None
-            attributes = checked_attributes("AGENT", self.identity.attributes)
-            started = start_with_inputs(rt, self.name, attributes, given_inputs, inputs, None)
-            return None if started is None else (rt, *started)
-
-        return begin
+    def _begin(self, inputs: dict[str, Any]) -> Callable[[tuple, dict], Any]:
+        """The decorator's `begin` for one call: the version's AGENT span, with the caller's inputs
+        (not the target's arguments, which include the bound config and prompts)."""
+        return span_starter(self.name, self._static, lambda _args, _kwargs: inputs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         inputs, call = self._arguments(args, kwargs)

@@ -127,13 +127,16 @@ def trace(
     return decorate(fn) if fn is not None else decorate
 
 
-def _wrap(
-    fn: Any, span_name: str, static: dict[str, Any], cap_in: bool, cap_out: bool, stamp: AgentStamp | None = None
-) -> Any:
-    inputs_of = _inputs_builder(fn) if cap_in else None
+def span_starter(
+    span_name: str,
+    static: dict[str, Any],
+    inputs_of: Callable[[Any, Any], Any] | None,
+    stamp: AgentStamp | None = None,
+) -> Callable[[tuple, dict], Any]:
+    """The `begin` of a traced call: (runtime, span, token), or None when tracing is off or failed to
+    start. `static` are checked attributes (`checked_attributes`), the span type among them."""
 
     def begin(args: tuple, kwargs: dict) -> Any:
-        """(runtime, span, token) or None when tracing is off or failed to start."""
         rt = get_runtime()
         if not rt.enabled:
             return None
@@ -143,6 +146,13 @@ def _wrap(
         started = start_with_inputs(rt, span_name, attrs, inputs_of, args, kwargs)
         return None if started is None else (rt, *started)
 
+    return begin
+
+
+def _wrap(
+    fn: Any, span_name: str, static: dict[str, Any], cap_in: bool, cap_out: bool, stamp: AgentStamp | None = None
+) -> Any:
+    begin = span_starter(span_name, static, _inputs_builder(fn) if cap_in else None, stamp)
     if inspect.isasyncgenfunction(fn):
         return traced_async_generator(fn, begin, cap_out)
     if inspect.isgeneratorfunction(fn):

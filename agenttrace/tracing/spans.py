@@ -103,8 +103,7 @@ def _put_inputs(rt: Runtime, attributes: dict[str, Any], inputs_of: Callable[[An
         internal_error("capture inputs", exc)
 
 
-def given_inputs(inputs: Any, _: Any) -> Any:
-    """`start_with_inputs`' `inputs_of` for inputs given whole (not read from a call's arguments)."""
+def _given(inputs: Any, _: Any) -> Any:
     return inputs
 
 
@@ -308,7 +307,7 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
         if self._state is not None:
             raise RuntimeError(f"span {self._name!r} is already open; create a new span() for each block")
         inputs = self._inputs
-        inputs_of = None if inputs is None else given_inputs
+        inputs_of = None if inputs is None else _given
         self._state = start_with_inputs(rt, self._name, dict(self._attributes), inputs_of, inputs, None)
         if self._state is None:
             return _NOOP
