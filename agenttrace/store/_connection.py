@@ -56,6 +56,7 @@ MAX_HOLD_S = 60.0
 # A writer that has put this much in the WAL lets go in a pause of LULL_S already (see _idle_enough).
 LULL_S = 1.5
 LULL_WAL_BYTES = 16 << 20
+WAL_CHECKPOINT_AT = "128MB"  # DuckDB's checkpoint_threshold on a held connection (see `connect`)
 # After a hold ends for a waiting process, the writer waits this long before holding again, so
 # that process (retrying every few ms) is sure to get a turn.
 COOLDOWN_S = 0.2
@@ -131,7 +132,7 @@ def retry_while_locked(path: Path, timeout_s: float, attempt: Callable[[], T], a
             if not _is_lock_error(exc):
                 raise
             if time.monotonic() >= deadline or _state.abandon.is_set():
-                unheard = "" if rang else f"; {_UNHEARD.format(bell=_bell_of(path))}"
+                unheard = "" if rang else f"; {_unheard(path)}"
                 raise StoreLockedError(
                     f"store {path} stayed locked by another process for {timeout_s:.0f}s ({exc}); {advice}{unheard}"
                 ) from exc
@@ -224,7 +225,7 @@ def connect(
             # checkpoint rewrites the whole `traces` key index, so it costs in proportion to the store
             # (measured: 29 -> 20 us/span at 600,000 spans). The WAL bound also bounds what a long
             # hold keeps in memory and what the next open replays after a crash.
-            con.execute("SET checkpoint_threshold = '128MB'")
+            con.execute(f"SET checkpoint_threshold = '{WAL_CHECKPOINT_AT}'")
             now = time.monotonic()
             state.held[key] = _Held(con, now, now, _bell_time(key))
             _start_closer(state)
@@ -286,11 +287,12 @@ def _file_identity(key: str) -> str | None:
         return None
 
 
-_UNHEARD = (
-    f"this process could not ask the holder to let go (it may not write {{bell}}); an agenttrace writer "
-    f"lets go {IDLE_CLOSE_S:g} s after its last write and after {MAX_HOLD_S:g} s at most, so raise lock_timeout_s "
-    "or let this user write that folder"
-)
+def _unheard(path: Path) -> str:
+    return (
+        f"this process could not ask the holder to let go (it may not write {_bell_of(path)}); an agenttrace "
+        f"writer lets go {IDLE_CLOSE_S:g} s after its last write and after {MAX_HOLD_S:g} s at most, so raise "
+        "lock_timeout_s or let this user write that folder"
+    )
 
 
 def _bell_of(path: Path) -> Path:
