@@ -8,16 +8,22 @@ on the global SDK provider (set up once per process) hands its spans to our curr
 from __future__ import annotations
 
 import logging
+import random
+import threading
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
 from agenttrace.otel import conventions as cv
 
 logger = logging.getLogger("agenttrace")
+
+TRACER_NAME = "agenttrace"  # our spans' instrumentation scope
+_random_bits = random.getrandbits
 
 
 class _KeepMarkedRoots(Sampler):
@@ -35,15 +41,55 @@ class _KeepMarkedRoots(Sampler):
         return f"KeepMarkedRoots{{{self._delegate.get_description()}}}"
 
 
+class ReservableIds(RandomIdGenerator):
+    """Random ids, except that a thread may reserve the ids of the next span it starts.
+
+    A span recorded after the fact (`DeferredRoot`) is started by the SDK once its work is done,
+    with the ids its children already point to. The reservation is per thread and used once, so
+    spans other threads start meanwhile get random ids; the check costs one thread-local read.
+    """
+
+    def __init__(self) -> None:
+        self._reserved = threading.local()
+        self._reserved.ids = None
+
+    def reserve(self, trace_id: int, span_id: int) -> None:
+        """The next span this thread starts gets `span_id`, and `trace_id` if it is a root."""
+        self._reserved.ids = (trace_id, span_id)
+
+    def clear(self) -> None:
+        self._reserved.ids = None
+
+    def generate_trace_id(self) -> int:
+        ids = getattr(self._reserved, "ids", None)
+        return super().generate_trace_id() if ids is None else int(ids[0])
+
+    def generate_span_id(self) -> int:
+        # Every span's id comes here: RandomIdGenerator's own draw, without its call.
+        ids = getattr(self._reserved, "ids", None)
+        if ids is None:
+            span_id = _random_bits(64)
+            return span_id if span_id else super().generate_span_id()  # 0 is the invalid id
+        self._reserved.ids = None  # the span id is taken last: the reservation ends with it
+        return int(ids[1])
+
+
 def build_provider(
-    sample_rate: float, processors: list[SpanProcessor], resource_attributes: dict[str, str]
+    sample_rate: float, processors: list[SpanProcessor], resource_attributes: dict[str, str], limits: SpanLimits
 ) -> TracerProvider:
+    """Our provider; `limits` are its span limits (`SpanLimits()`: OpenTelemetry's, from the environment)."""
     sampler: Sampler = (
         ALWAYS_ON if sample_rate >= 1.0 else ParentBased(_KeepMarkedRoots(TraceIdRatioBased(sample_rate)))
     )
     # No exit hook of OpenTelemetry's own: ours shuts the provider down within exit_timeout_s, while
     # OpenTelemetry's would wait for every retry of an exporter (10 s and more with a collector down).
-    provider = TracerProvider(sampler=sampler, resource=Resource.create(resource_attributes), shutdown_on_exit=False)
+    provider = TracerProvider(
+        sampler=sampler,
+        resource=Resource.create(resource_attributes),
+        shutdown_on_exit=False,
+        id_generator=ReservableIds(),
+        span_limits=limits,
+    )
     for processor in processors:
         provider.add_span_processor(processor)
     return provider

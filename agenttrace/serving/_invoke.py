@@ -129,7 +129,8 @@ class Invoker:
             attributes[cv.SESSION_ID] = seen["x-session-id"]
         if "x-user-id" in seen:
             attributes[cv.USER_ID] = seen["x-user-id"]
-        return span.of_checked(served.loaded.name, attributes, inputs=arguments)
+        # Deferred: the SDK starts the root once the request is over, so the caller does not wait for it.
+        return span.of_checked(served.loaded.name, attributes, inputs=arguments, deferred=True)
 
     @staticmethod
     def _parent(seen: dict[str, str]) -> Token[Context] | None:

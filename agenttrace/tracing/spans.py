@@ -19,6 +19,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from agenttrace.errors import InvalidArgumentError
@@ -27,6 +28,7 @@ from agenttrace.otel import conventions as cv
 from agenttrace.records import SpanType
 from agenttrace.tracing.agent_context import _active as _active_agent
 from agenttrace.tracing.context import CURRENT_RUN
+from agenttrace.tracing.deferred import DeferredRoot
 from agenttrace.tracing.runtime import Runtime, get_runtime, internal_error
 from agenttrace.tracing.serialize import safe_str
 
@@ -54,16 +56,7 @@ def start(rt: Runtime, name: str, attributes: dict[str, Any]) -> tuple[Span, obj
     try:
         parent = otel_context.get_current()
         if otel_context.get_value(ROOT_KEY, parent) is None:
-            if otel_trace.get_current_span(parent).get_span_context().is_valid:
-                attributes[cv.LOCAL_ROOT] = True  # its parent belongs to other instrumentation
-            run = CURRENT_RUN.get()  # the tracking run this trace belongs to, if any
-            if run is not None:
-                attributes[cv.RUN_ID] = run.run_id
-                if run.experiment is not None:
-                    attributes[cv.EXPERIMENT] = run.experiment
-            agent = _active_agent.get()  # set_active_agent / load_agent: stamp the trace's agent
-            if agent is not None and cv.AGENT_NAME not in attributes:
-                attributes.update(agent.attributes)
+            _add_root_facts(parent, attributes)
             s = rt.tracer.start_span(name, context=parent, attributes=attributes)  # type: ignore[union-attr]
             ctx = otel_context.set_value(ROOT_KEY, s, otel_trace.set_span_in_context(s, parent))
         else:
@@ -75,8 +68,45 @@ def start(rt: Runtime, name: str, attributes: dict[str, Any]) -> tuple[Span, obj
         return None
 
 
+def start_deferred(rt: Runtime, name: str, attributes: dict[str, Any]) -> tuple[Span, object] | None:
+    """`start`, except that a local root, where every span is sampled, is a `DeferredRoot`: the SDK
+    starts it when it ends (for a server that answers before it records)."""
+    try:
+        parent = otel_context.get_current()
+        if otel_context.get_value(ROOT_KEY, parent) is not None or rt.settings.sample_rate < 1.0:
+            return start(rt, name, attributes)  # a child, or the sampler decides now
+        _add_root_facts(parent, attributes)
+        s = DeferredRoot(rt.tracer, rt.provider.id_generator, rt.span_limits, name, parent, attributes)  # type: ignore[arg-type, union-attr]
+        ctx = otel_context.set_value(ROOT_KEY, s, otel_trace.set_span_in_context(s, parent))
+        return s, otel_context.attach(ctx)
+    except Exception as exc:
+        internal_error("start span", exc)
+        return None
+
+
+def _add_root_facts(parent: Context, attributes: dict[str, Any]) -> None:
+    """What a local root carries for its trace: the run and agent it belongs to, and whether its
+    parent belongs to other instrumentation."""
+    if otel_trace.get_current_span(parent).get_span_context().is_valid:
+        attributes[cv.LOCAL_ROOT] = True
+    run = CURRENT_RUN.get()  # the tracking run this trace belongs to, if any
+    if run is not None:
+        attributes[cv.RUN_ID] = run.run_id
+        if run.experiment is not None:
+            attributes[cv.EXPERIMENT] = run.experiment
+    agent = _active_agent.get()  # set_active_agent / load_agent: stamp the trace's agent
+    if agent is not None and cv.AGENT_NAME not in attributes:
+        attributes.update(agent.attributes)
+
+
 def start_with_inputs(
-    rt: Runtime, name: str, attributes: dict[str, Any], inputs_of: Callable[[Any, Any], Any] | None, a: Any, b: Any
+    rt: Runtime,
+    name: str,
+    attributes: dict[str, Any],
+    inputs_of: Callable[[Any, Any], Any] | None,
+    a: Any,
+    b: Any,
+    starter: Callable[[Runtime, str, dict[str, Any]], tuple[Span, object] | None] = start,
 ) -> tuple[Span, object] | None:
     """`start`, with the inputs `inputs_of(a, b)` (None: none) as the span's payload.
 
@@ -86,7 +116,7 @@ def start_with_inputs(
     early = inputs_of is not None and rt.settings.sample_rate >= 1.0
     if early:
         _put_inputs(rt, attributes, inputs_of, a, b)  # type: ignore[arg-type]
-    started = start(rt, name, attributes)
+    started = starter(rt, name, attributes)
     if started is not None and inputs_of is not None and not early and started[0].is_recording():
         late: dict[str, Any] = {}
         _put_inputs(rt, late, inputs_of, a, b)
@@ -236,7 +266,7 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
     unchanged.
     """
 
-    __slots__ = ("_name", "_attributes", "_inputs", "_state")
+    __slots__ = ("_name", "_attributes", "_inputs", "_state", "_deferred")
 
     def __init__(
         self,
@@ -249,13 +279,19 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
         self._attributes = checked_attributes(span_type, attributes or {})
         self._inputs = inputs
         self._state: tuple[Span, object] | None = None
+        self._deferred = False
 
     @classmethod
-    def of_checked(cls, name: str, attributes: dict[str, Any], inputs: Any = None) -> span:
+    def of_checked(cls, name: str, attributes: dict[str, Any], inputs: Any = None, deferred: bool = False) -> span:
         """A span whose attributes are already what OpenTelemetry takes, the span type among them
-        (`checked_attributes` made them once): for code that starts the same span many times."""
+        (`checked_attributes` made them once): for code that starts the same span many times.
+
+        `deferred`: as a local root, the SDK starts it when it ends (`DeferredRoot`), for a server
+        whose caller does not wait for the span to be recorded (it uses `leave`).
+        """
         self = cls.__new__(cls)
         self._name, self._attributes, self._inputs, self._state = name, attributes, inputs, None
+        self._deferred = deferred
         return self
 
     def leave(self, outputs: Any = _NO_OUTPUTS, outputs_json: str | None = None) -> Callable[[Mapping[str, Any]], None]:
@@ -308,7 +344,8 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
             raise RuntimeError(f"span {self._name!r} is already open; create a new span() for each block")
         inputs = self._inputs
         inputs_of = None if inputs is None else _given
-        self._state = start_with_inputs(rt, self._name, dict(self._attributes), inputs_of, inputs, None)
+        starter = start_deferred if self._deferred else start
+        self._state = start_with_inputs(rt, self._name, dict(self._attributes), inputs_of, inputs, None, starter)
         if self._state is None:
             return _NOOP
         return LiveSpan(self._state[0], rt)

@@ -1,0 +1,232 @@
+"""A deferred local root (`span.of_checked(..., deferred=True)`, what `agenttrace serve` starts for a
+request) is stored exactly as the same block traced with a span the SDK started at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry import context as otel_context
+from opentelemetry import trace as otel_trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+
+import agenttrace
+from agenttrace.otel.provider import ReservableIds
+from agenttrace.tracing.deferred import DeferredRoot
+from agenttrace.tracing.runtime import get_runtime
+from agenttrace.tracing.spans import checked_attributes, span
+
+_CHANGES = ("trace_id", "span_id", "parent_span_id", "start_time_ns", "end_time_ns")
+
+
+def _traced(block: Callable[[Any], None], deferred: bool, answer: Any = "done") -> str:
+    """Run `block(live)` under a root like serve's; the root is left and recorded as serve does."""
+    root = span.of_checked("request", checked_attributes("AGENT", {"http.route": "/x"}), {"q": 1}, deferred=deferred)
+    with root as live:
+        block(live)
+        record = root.leave(answer)
+    record({"http.response.status_code": 200})
+    assert live.trace_id is not None
+    return live.trace_id
+
+
+def _stored(trace_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The trace's spans (tree order) and summary without what differs between two runs."""
+    agenttrace.flush()
+    trace = agenttrace.get_trace(trace_id)
+    spans = []
+    for depth, s in trace.walk():
+        row = {k: v for k, v in dataclasses.asdict(s).items() if k not in _CHANGES}
+        for event in row["events"]:
+            event.pop("timestamp_ns", None)
+            event.get("attributes", {}).pop("exception.stacktrace", None)  # names its own lines
+        spans.append({"depth": depth, **row})
+    info = {k: v for k, v in dataclasses.asdict(trace.info).items() if not k.endswith(("_ns", "_ms", "trace_id"))}
+    return spans, info
+
+
+def _same_either_way(block: Callable[[Any], None], answer: Any = "done") -> list[dict[str, Any]]:
+    deferred, at_once = _stored(_traced(block, True, answer)), _stored(_traced(block, False, answer))
+    assert deferred == at_once
+    return deferred[0]
+
+
+def _child(live: Any) -> None:
+    with agenttrace.span("step", span_type="TOOL", inputs={"a": 1}) as step:
+        step.set_outputs([1, 2])
+    agenttrace.update_current_trace(metadata={"who": "agent"}, tags={"t": "1"}, session_id="s1", user_id="u1")
+
+
+def test_a_plain_root_is_stored_as_the_sdk_would_have_stored_it() -> None:
+    spans = _same_either_way(_child)
+    assert [(s["depth"], s["name"]) for s in spans] == [(0, "request"), (1, "step")]
+    assert spans[0]["inputs"] == {"q": 1} and spans[0]["outputs"] == "done"
+    assert spans[0]["attributes"]["http.response.status_code"] == 200
+
+
+def test_children_nest_under_the_deferred_root_and_it_spans_them() -> None:
+    trace_id = _traced(_child, True)
+    agenttrace.flush()
+    root, child = agenttrace.get_trace(trace_id).spans
+    assert child.parent_span_id == root.span_id and root.parent_span_id is None
+    assert root.start_time_ns <= child.start_time_ns <= child.end_time_ns <= root.end_time_ns
+
+
+def _eventful(live: Any) -> None:
+    live.add_event("thinking", {"n": 3})
+    current = otel_trace.get_current_span()  # what other OpenTelemetry code in the agent sees
+    current.set_attribute("a.list", [1, 2])
+    current.set_attribute("a.set", {3})  # type: ignore[arg-type]  # not an OpenTelemetry value: the SDK converts it
+    current.add_event("raw", {"k": "v"})
+
+
+def test_events_and_values_the_sdk_converts_are_replayed_through_it() -> None:
+    spans = _same_either_way(_eventful)
+    assert [e["name"] for e in spans[0]["events"]] == ["thinking", "raw"]
+    assert spans[0]["attributes"]["a.list"] == [1, 2] and spans[0]["attributes"]["a.set"] == "{3}"
+
+
+def test_an_error_is_recorded_with_its_status_and_exception_event() -> None:
+    def fail(deferred: bool) -> str:
+        ids = []
+        with pytest.raises(KeyError):
+            with span.of_checked("request", checked_attributes("AGENT", {}), deferred=deferred) as live:
+                ids.append(live.trace_id)
+                raise KeyError("gone")
+        return ids[0]
+
+    deferred, at_once = _stored(fail(True)), _stored(fail(False))
+    assert deferred == at_once
+    root = deferred[0][0]
+    assert root["status"] == "ERROR" and "KeyError" in root["status_message"]
+    assert [e["name"] for e in root["events"]] == ["exception"]
+
+
+def test_a_callers_traceparent_is_continued(store_path: Path) -> None:
+    caller = SpanContext(
+        0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, True, TraceFlags(1), TraceState([("v", "1")])
+    )
+
+    def under_caller(deferred: bool) -> tuple[str, Any]:
+        token = otel_context.attach(otel_trace.set_span_in_context(NonRecordingSpan(caller)))
+        try:
+            trace_id = _traced(_child, deferred)
+        finally:
+            otel_context.detach(token)
+        agenttrace.flush()
+        return trace_id, agenttrace.get_trace(trace_id).spans[0]
+
+    (deferred_id, deferred_root), (at_once_id, at_once_root) = under_caller(True), under_caller(False)
+    assert deferred_id == at_once_id == f"{caller.trace_id:032x}"
+    assert deferred_root.parent_span_id == at_once_root.parent_span_id == f"{caller.span_id:016x}"
+    assert deferred_root.attributes == at_once_root.attributes
+
+
+def test_the_root_carries_the_sdks_ids_and_flags_to_its_children() -> None:
+    seen = {}
+
+    def look(live: Any) -> None:
+        seen["root"] = otel_trace.get_current_span().get_span_context()
+        with agenttrace.span("step"):
+            seen["child"] = otel_trace.get_current_span().get_span_context()
+
+    _traced(look, True)
+    root, child = seen["root"], seen["child"]
+    assert isinstance(otel_trace.get_current_span(), NonRecordingSpan)  # the block left the context as found
+    assert child.trace_id == root.trace_id and child.trace_flags == root.trace_flags
+    assert root.trace_flags.sampled and root.trace_flags.random_trace_id
+    assert agenttrace.get_current_trace_id() is None
+
+
+def test_a_sampled_runtime_lets_the_sampler_decide_at_the_start(store_path: Path) -> None:
+    agenttrace.configure(store=str(store_path), raise_internal_errors=True, sample_rate=0.0)
+    with span.of_checked("request", checked_attributes("AGENT", {}), deferred=True) as live:
+        assert not isinstance(otel_trace.get_current_span(), DeferredRoot)
+        with agenttrace.span("step"):
+            pass
+    agenttrace.flush()
+    assert live.trace_id is not None and agenttrace.search_traces().empty  # the sampler dropped the trace
+
+
+def test_the_sdks_attribute_limits_apply_to_a_deferred_root(store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "3")
+    agenttrace.configure(store=str(store_path), raise_internal_errors=True, schedule_delay_ms=50)
+
+    def many(live: Any) -> None:
+        live.set_attributes({f"note.{i}": i for i in range(5)})
+
+    spans = _same_either_way(many)
+    assert len(spans[0]["attributes"]) <= 3
+
+
+def test_a_value_length_limit_in_the_environment_never_cuts_a_payload(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cut would leave the JSON of the inputs unreadable, and the store refuses such a span.
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "4")
+    monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "4")
+    agenttrace.configure(store=str(store_path), raise_internal_errors=True, schedule_delay_ms=50)
+    for deferred in (True, False):
+        (stored,) = agenttrace.get_trace(_traced(lambda live: None, deferred, answer="a long answer")).spans
+        assert stored.inputs == {"q": 1} and stored.outputs == "a long answer"
+
+
+def test_an_ended_root_keeps_nothing_more() -> None:
+    root = span.of_checked("request", checked_attributes("AGENT", {}), deferred=True)
+    with root as live:
+        held = otel_trace.get_current_span()
+        record = root.leave("ok")
+    record({})
+    assert isinstance(held, DeferredRoot) and not held.is_recording()
+    held.set_attribute("late", 1)
+    held.add_event("late")
+    held.end()  # a second end stores nothing twice
+    agenttrace.flush()
+    (stored,) = agenttrace.get_trace(live.trace_id).spans
+    assert "late" not in stored.attributes and stored.events == []
+
+
+def test_a_reservation_is_taken_once_and_only_by_its_own_thread() -> None:
+    ids = ReservableIds()
+    ids.reserve(7, 9)
+    other: list[int] = []
+    thread = threading.Thread(target=lambda: other.append(ids.generate_span_id()))
+    thread.start()
+    thread.join()
+    assert other[0] != 9
+    assert ids.generate_trace_id() == 7 and ids.generate_span_id() == 9
+    assert ids.generate_span_id() != 9
+    ids.reserve(7, 9)
+    ids.clear()
+    assert ids.generate_span_id() != 9
+
+
+def test_the_runtime_provider_uses_reservable_ids() -> None:
+    provider = get_runtime().provider
+    assert provider is not None and isinstance(provider.id_generator, ReservableIds)
+
+
+def test_a_deferred_root_is_exported_over_otlp_as_one_started_at_once() -> None:
+    from tests.otlp_receivers import HttpReceiver
+
+    with HttpReceiver() as rx:
+        agenttrace.configure(store=None, otlp_endpoint=rx.endpoint, schedule_delay_ms=50)
+        for deferred in (True, False):
+            _traced(_child, deferred)
+        agenttrace.flush()
+        received = rx.wait_for(4)
+    roots = [r for r in received if r.name == "request"]
+    assert len(roots) == 2
+
+    def seen(r: Any) -> tuple[Any, ...]:
+        s = r.span
+        return (r.attributes, r.resource, r.scope, s.kind, s.status.code, len(s.events), s.flags, s.trace_state)
+
+    assert seen(roots[0]) == seen(roots[1])
+    for root in roots:
+        (child,) = [r for r in received if r.name == "step" and r.span.trace_id == root.span.trace_id]
+        assert child.span.parent_span_id == root.span.span_id and root.span.parent_span_id == b""
