@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags, TraceState
 
 import agenttrace
 from agenttrace.otel.provider import ReservableIds
@@ -43,16 +44,57 @@ def _stored(trace_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         row = {k: v for k, v in dataclasses.asdict(s).items() if k not in _CHANGES}
         for event in row["events"]:
             event.pop("timestamp_ns", None)
-            event.get("attributes", {}).pop("exception.stacktrace", None)  # names its own lines
         spans.append({"depth": depth, **row})
     info = {k: v for k, v in dataclasses.asdict(trace.info).items() if not k.endswith(("_ns", "_ms", "trace_id"))}
     return spans, info
 
 
+class _Ended(SpanProcessor):
+    """What the provider's processors receive, as they receive it."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.spans.append(span)
+
+
+def _handed(trace_id: str, ended: _Ended) -> dict[str, Any]:
+    """What a processor (the store's, OTLP export's) reads of the root, less what differs per run."""
+    (root,) = [s for s in ended.spans if s.parent is None or s.parent.is_remote]
+    assert f"{root.context.trace_id:032x}" == trace_id
+    return {
+        "name": root.name,
+        "attributes": list(root.attributes.items()),
+        "dropped": root.dropped_attributes,
+        "events": [(e.name, dict(e.attributes)) for e in root.events],
+        "links": [(link.context, dict(link.attributes or {})) for link in root.links],
+        "status": (root.status.status_code, root.status.description),
+        "kind": root.kind,
+        "scope": root.instrumentation_scope,
+        "resource": root.resource,
+        "flags": root.context.trace_flags,
+        "state": root.context.trace_state,
+        "parent": root.parent,
+    }
+
+
 def _same_either_way(block: Callable[[Any], None], answer: Any = "done") -> list[dict[str, Any]]:
-    deferred, at_once = _stored(_traced(block, True, answer)), _stored(_traced(block, False, answer))
-    assert deferred == at_once
-    return deferred[0]
+    """Run the block under a deferred root and under one started at once: the processors receive
+    the same root, and the store keeps the same spans and trace."""
+    handed, stored = [], []
+    for deferred in (True, False):
+        ended = _Ended()
+        provider = get_runtime().provider
+        assert provider is not None
+        provider.add_span_processor(ended)
+        trace_id = _traced(block, deferred, answer)
+        handed.append(_handed(trace_id, ended))
+        stored.append(_stored(trace_id))
+        ended.spans.clear()  # a provider keeps its processors: this one only collects
+    assert handed[0] == handed[1]
+    assert stored[0] == stored[1]
+    return stored[0][0]
 
 
 def _child(live: Any) -> None:
@@ -66,6 +108,22 @@ def test_a_plain_root_is_stored_as_the_sdk_would_have_stored_it() -> None:
     assert [(s["depth"], s["name"]) for s in spans] == [(0, "request"), (1, "step")]
     assert spans[0]["inputs"] == {"q": 1} and spans[0]["outputs"] == "done"
     assert spans[0]["attributes"]["http.response.status_code"] == 200
+
+
+def test_a_plain_root_is_handed_over_without_the_sdk_starting_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    tracer = get_runtime().tracer
+    started: list[str] = []
+    start_span = tracer.start_span  # type: ignore[union-attr]
+
+    def counting(name: str, *args: Any, **kwargs: Any) -> Any:
+        started.append(name)
+        return start_span(name, *args, **kwargs)
+
+    monkeypatch.setattr(tracer, "start_span", counting)
+    _traced(_child, True)
+    assert started == ["step"]  # the child only: the root was handed to the processors as it ended
+    _traced(_eventful, True)
+    assert started == ["step", "request"]  # an event makes the SDK span
 
 
 def test_children_nest_under_the_deferred_root_and_it_spans_them() -> None:
@@ -88,6 +146,48 @@ def test_events_and_values_the_sdk_converts_are_replayed_through_it() -> None:
     spans = _same_either_way(_eventful)
     assert [e["name"] for e in spans[0]["events"]] == ["thinking", "raw"]
     assert spans[0]["attributes"]["a.list"] == [1, 2] and spans[0]["attributes"]["a.set"] == "{3}"
+
+
+def _sdk_calls(live: Any) -> None:
+    current = otel_trace.get_current_span()
+    values = [1, 2]
+    current.set_attribute("a.list", values)
+    values.append(3)  # what was set is what is stored, as with an SDK span
+    current.set_status(Status(StatusCode.OK))
+    current.set_status(Status(StatusCode.ERROR, "ignored after OK"))
+    current.update_name("renamed")
+    current.add_link(SpanContext(0xABC, 0xDEF, True, TraceFlags(1)), {"why": "batch"})
+    try:
+        raise ValueError("caught")
+    except ValueError as exc:
+        current.record_exception(exc, {"extra": 1})  # its stack is the one where it is recorded
+    assert current.name == "renamed" and current.status.status_code == StatusCode.OK  # type: ignore[attr-defined]
+
+
+def test_status_names_links_and_exceptions_are_the_sdks_own() -> None:
+    spans = _same_either_way(_sdk_calls)
+    root = spans[0]
+    assert root["name"] == "renamed" and root["status"] == "OK" and root["attributes"]["a.list"] == [1, 2]
+    (event,) = root["events"]
+    assert event["name"] == "exception" and "_sdk_calls" in event["attributes"]["exception.stacktrace"]
+
+
+def test_an_exception_whose_message_cannot_be_read_still_leaves_a_root() -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no message")
+
+    def fail(deferred: bool) -> str:
+        ids = []
+        with pytest.raises(Unprintable):
+            with span.of_checked("request", checked_attributes("AGENT", {}), deferred=deferred) as live:
+                ids.append(live.trace_id)
+                raise Unprintable()
+        return ids[0]
+
+    deferred, at_once = _stored(fail(True)), _stored(fail(False))
+    assert deferred == at_once
+    assert deferred[0][0]["status"] == "ERROR" and [e["name"] for e in deferred[0][0]["events"]] == ["exception"]
 
 
 def test_an_error_is_recorded_with_its_status_and_exception_event() -> None:
@@ -113,11 +213,14 @@ def test_a_callers_traceparent_is_continued(store_path: Path) -> None:
 
     def under_caller(deferred: bool) -> tuple[str, Any]:
         token = otel_context.attach(otel_trace.set_span_in_context(NonRecordingSpan(caller)))
+        seen: list[SpanContext] = []
         try:
-            trace_id = _traced(_child, deferred)
+            trace_id = _traced(lambda live: seen.append(otel_trace.get_current_span().get_span_context()), deferred)
         finally:
             otel_context.detach(token)
         agenttrace.flush()
+        (root,) = seen
+        assert root.trace_state == caller.trace_state and root.trace_flags == TraceFlags(1)  # the caller's, as the SDK
         return trace_id, agenttrace.get_trace(trace_id).spans[0]
 
     (deferred_id, deferred_root), (at_once_id, at_once_root) = under_caller(True), under_caller(False)
@@ -230,3 +333,26 @@ def test_a_deferred_root_is_exported_over_otlp_as_one_started_at_once() -> None:
     for root in roots:
         (child,) = [r for r in received if r.name == "step" and r.span.trace_id == root.span.trace_id]
         assert child.span.parent_span_id == root.span.span_id and root.span.parent_span_id == b""
+
+
+def test_with_opentelemetry_disabled_the_root_is_not_deferred(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    agenttrace.configure(store=None, raise_internal_errors=True)
+    root = span.of_checked("request", checked_attributes("AGENT", {}), deferred=True)
+    with root:
+        assert not isinstance(otel_trace.get_current_span(), DeferredRoot)
+        record = root.leave("ok")
+    record({"http.response.status_code": 200})  # nothing to record, and no internal error
+
+
+def test_a_bad_limit_in_the_environment_turns_tracing_off_not_the_program(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SPAN_EVENT_COUNT_LIMIT", "abc")
+    agenttrace.configure(store=str(store_path))
+
+    @agenttrace.trace
+    def f() -> int:
+        return 1
+
+    assert f() == 1 and not get_runtime().enabled

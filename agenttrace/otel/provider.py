@@ -22,7 +22,7 @@ from agenttrace.otel import conventions as cv
 
 logger = logging.getLogger("agenttrace")
 
-TRACER_NAME = "agenttrace"  # our spans' instrumentation scope
+TRACER_NAME, TRACER_VERSION = "agenttrace", ""  # our spans' instrumentation scope
 _random_bits = random.getrandbits
 
 
@@ -41,6 +41,10 @@ class _KeepMarkedRoots(Sampler):
         return f"KeepMarkedRoots{{{self._delegate.get_description()}}}"
 
 
+class _Reservation(threading.local):
+    ids: tuple[int, int] | None = None  # a class default: no per-thread setup, one attribute read
+
+
 class ReservableIds(RandomIdGenerator):
     """Random ids, except that a thread may reserve the ids of the next span it starts.
 
@@ -50,8 +54,7 @@ class ReservableIds(RandomIdGenerator):
     """
 
     def __init__(self) -> None:
-        self._reserved = threading.local()
-        self._reserved.ids = None
+        self._reserved = _Reservation()
 
     def reserve(self, trace_id: int, span_id: int) -> None:
         """The next span this thread starts gets `span_id`, and `trace_id` if it is a root."""
@@ -60,18 +63,21 @@ class ReservableIds(RandomIdGenerator):
     def clear(self) -> None:
         self._reserved.ids = None
 
+    # Every span's ids come here: RandomIdGenerator's own draws, without its calls (0 is invalid).
     def generate_trace_id(self) -> int:
-        ids = getattr(self._reserved, "ids", None)
-        return super().generate_trace_id() if ids is None else int(ids[0])
+        ids = self._reserved.ids
+        if ids is not None:
+            return ids[0]
+        trace_id = _random_bits(128)
+        return trace_id if trace_id else super().generate_trace_id()
 
     def generate_span_id(self) -> int:
-        # Every span's id comes here: RandomIdGenerator's own draw, without its call.
-        ids = getattr(self._reserved, "ids", None)
-        if ids is None:
-            span_id = _random_bits(64)
-            return span_id if span_id else super().generate_span_id()  # 0 is the invalid id
-        self._reserved.ids = None  # the span id is taken last: the reservation ends with it
-        return int(ids[1])
+        ids = self._reserved.ids
+        if ids is not None:
+            self._reserved.ids = None  # the span id is taken last: the reservation ends with it
+            return ids[1]
+        span_id = _random_bits(64)
+        return span_id if span_id else super().generate_span_id()
 
 
 def build_provider(

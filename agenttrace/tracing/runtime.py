@@ -29,7 +29,7 @@ from agenttrace.otel import conventions as cv
 from agenttrace.otel.collector import TraceCollector
 from agenttrace.otel.exporter import CountingBatchProcessor, StoreSpanExporter
 from agenttrace.otel.otlp_export import remote_exporters
-from agenttrace.otel.provider import TRACER_NAME, attach_to_global, build_provider, detach_from_global
+from agenttrace.otel.provider import TRACER_NAME, TRACER_VERSION, attach_to_global, build_provider, detach_from_global
 from agenttrace.store import DuckDBStore, _connection
 from agenttrace.tracing import lifecycle
 from agenttrace.tracing.serialize import Serializer
@@ -49,11 +49,7 @@ class Runtime:
         self.store_processor: CountingBatchProcessor | None = None
         self.remote_processors: list[CountingBatchProcessor] = []  # OTLP export and client mode
         self.provider: TracerProvider | None = None
-        # OpenTelemetry's limits from the environment, except on the length of a value: our payloads
-        # are JSON text, which a cut would make unreadable (and the store refuses such a span), and
-        # `max_payload_bytes` caps them as JSON already.
-        unlimited = SpanLimits.UNSET
-        self.span_limits = SpanLimits(max_span_attribute_length=unlimited, max_attribute_length=unlimited)
+        self.span_limits: SpanLimits | None = None
         self.tracer: Tracer | None = None
         self.enabled = settings.enabled
         self._collector: TraceCollector | None = None
@@ -112,8 +108,13 @@ class Runtime:
         resource = {cv.EXPERIMENT: self.settings.experiment}
         if self.settings.service_name:  # else OpenTelemetry's own default (OTEL_SERVICE_NAME, unknown_service)
             resource["service.name"] = self.settings.service_name
+        # OpenTelemetry's limits from the environment, except on the length of a value: our payloads
+        # are JSON text, which a cut would make unreadable (and the store refuses such a span), and
+        # `max_payload_bytes` caps them as JSON already. Built here: a bad variable turns tracing off.
+        unlimited = SpanLimits.UNSET
+        self.span_limits = SpanLimits(max_span_attribute_length=unlimited, max_attribute_length=unlimited)
         self.provider = build_provider(self.settings.sample_rate, processors, resource, self.span_limits)
-        self.tracer = self.provider.get_tracer(TRACER_NAME)
+        self.tracer = self.provider.get_tracer(TRACER_NAME, TRACER_VERSION)
         if self.settings.capture_global:
             self._global_processors = processors
             attach_to_global(processors)

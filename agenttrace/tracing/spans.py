@@ -20,6 +20,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Tracer as SDKTracer
 from opentelemetry.trace import Span, Status, StatusCode
 
 from agenttrace.errors import InvalidArgumentError
@@ -73,10 +74,13 @@ def start_deferred(rt: Runtime, name: str, attributes: dict[str, Any]) -> tuple[
     starts it when it ends (for a server that answers before it records)."""
     try:
         parent = otel_context.get_current()
+        tracer = rt.tracer
         if otel_context.get_value(ROOT_KEY, parent) is not None or rt.settings.sample_rate < 1.0:
             return start(rt, name, attributes)  # a child, or the sampler decides now
+        if not isinstance(tracer, SDKTracer) or rt.provider is None or rt.span_limits is None:
+            return start(rt, name, attributes)  # OTEL_SDK_DISABLED: OpenTelemetry's no-op tracer
         _add_root_facts(parent, attributes)
-        s = DeferredRoot(rt.tracer, rt.provider.id_generator, rt.span_limits, name, parent, attributes)  # type: ignore[arg-type, union-attr]
+        s = DeferredRoot(tracer, rt.provider.id_generator, rt.span_limits, name, parent, attributes)  # type: ignore[arg-type]
         ctx = otel_context.set_value(ROOT_KEY, s, otel_trace.set_span_in_context(s, parent))
         return s, otel_context.attach(ctx)
     except Exception as exc:
