@@ -75,7 +75,7 @@ class DeferredRoot(Span):
         self._made: Span | None = None  # the SDK span, once made
         self._finished: ReadableSpan | None = None  # or the span handed over, when none was made
         self._ended = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: the SDK may log while it makes the span
         caller = otel_trace.get_current_span(parent).get_span_context()
         # The ids and flags the SDK would give it (ALWAYS_ON keeps the parent's trace state).
         if caller.is_valid:
@@ -103,10 +103,15 @@ class DeferredRoot(Span):
 
     def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
         with self._lock:
-            if self._made is None and self._keep(attributes):
-                return
-            made = self._make()
-        made.set_attributes(attributes)
+            late = self._ended and self._made is None
+            if late or (self._made is None and self._keep(attributes)):
+                made = None
+            else:
+                made = self._make()
+        if made is not None:
+            made.set_attributes(attributes)
+        elif late:
+            logger.warning("Setting attribute on ended span.")  # the SDK's own words
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
         self.set_attributes({key: value})
@@ -114,9 +119,6 @@ class DeferredRoot(Span):
     def _keep(self, attributes: Mapping[str, Any]) -> bool:
         """Keep plain values as BoundedAttributes would (a key set again moves to the end); False
         when only the SDK can take them: another kind of value, or the count limit reached."""
-        if self._ended:
-            logger.warning("Setting attribute on ended span.")  # the SDK's own words
-            return True
         held, most = self._attributes, self._limits.max_span_attributes
         fresh = sum(1 for k in attributes if k not in held)
         if most is not None and len(held) + fresh > most:
@@ -151,10 +153,10 @@ class DeferredRoot(Span):
 
     def _to_sdk(self, method: str, *args: Any) -> None:
         with self._lock:
-            if self._ended and self._made is None:
-                logger.warning("Calling %s on ended span.", method)  # as the SDK says of its own
-                return
-            made = self._make()
+            made = None if self._ended and self._made is None else self._make()
+        if made is None:
+            logger.warning("Calling %s on ended span.", method)  # as the SDK says of its own
+            return
         getattr(made, method)(*args)
 
     def __getattr__(self, name: str) -> Any:
