@@ -4,7 +4,9 @@ request) is stored exactly as the same block traced with a span the SDK started 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,12 @@ from agenttrace.tracing.spans import checked_attributes, span
 _CHANGES = ("trace_id", "span_id", "parent_span_id", "start_time_ns", "end_time_ns")
 
 
-def _traced(block: Callable[[Any], None], deferred: bool, answer: Any = "done") -> str:
+def _traced(
+    block: Callable[[Any], None], deferred: bool, answer: Any = "done", first: dict[str, Any] | None = None
+) -> str:
     """Run `block(live)` under a root like serve's; the root is left and recorded as serve does."""
-    root = span.of_checked("request", checked_attributes("AGENT", {"http.route": "/x"}), {"q": 1}, deferred=deferred)
+    attributes = checked_attributes("AGENT", {"http.route": "/x", **(first or {})})
+    root = span.of_checked("request", attributes, {"q": 1}, deferred=deferred)
     with root as live:
         block(live)
         record = root.leave(answer)
@@ -79,7 +84,9 @@ def _handed(trace_id: str, ended: _Ended) -> dict[str, Any]:
     }
 
 
-def _same_either_way(block: Callable[[Any], None], answer: Any = "done") -> list[dict[str, Any]]:
+def _same_either_way(
+    block: Callable[[Any], None], answer: Any = "done", first: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Run the block under a deferred root and under one started at once: the processors receive
     the same root, and the store keeps the same spans and trace."""
     handed, stored = [], []
@@ -88,7 +95,7 @@ def _same_either_way(block: Callable[[Any], None], answer: Any = "done") -> list
         provider = get_runtime().provider
         assert provider is not None
         provider.add_span_processor(ended)
-        trace_id = _traced(block, deferred, answer)
+        trace_id = _traced(block, deferred, answer, first)
         handed.append(_handed(trace_id, ended))
         stored.append(_stored(trace_id))
         ended.spans.clear()  # a provider keeps its processors: this one only collects
@@ -98,6 +105,8 @@ def _same_either_way(block: Callable[[Any], None], answer: Any = "done") -> list
 
 
 def _child(live: Any) -> None:
+    live.set_attributes({"first": 1, "second": 2})
+    live.set_attributes({"first": 3})  # set again: it moves to the end, as in the SDK's attributes
     with agenttrace.span("step", span_type="TOOL", inputs={"a": 1}) as step:
         step.set_outputs([1, 2])
     agenttrace.update_current_trace(metadata={"who": "agent"}, tags={"t": "1"}, session_id="s1", user_id="u1")
@@ -160,7 +169,8 @@ def _sdk_calls(live: Any) -> None:
     try:
         raise ValueError("caught")
     except ValueError as exc:
-        current.record_exception(exc, {"extra": 1})  # its stack is the one where it is recorded
+        current.record_exception(exc, {"extra": 1})  # formatted now: its message and stack as they are here
+        exc.args = ("changed later",)
     assert current.name == "renamed" and current.status.status_code == StatusCode.OK  # type: ignore[attr-defined]
 
 
@@ -170,6 +180,7 @@ def test_status_names_links_and_exceptions_are_the_sdks_own() -> None:
     assert root["name"] == "renamed" and root["status"] == "OK" and root["attributes"]["a.list"] == [1, 2]
     (event,) = root["events"]
     assert event["name"] == "exception" and "_sdk_calls" in event["attributes"]["exception.stacktrace"]
+    assert event["attributes"]["exception.message"] == "caught"
 
 
 def test_an_exception_whose_message_cannot_be_read_still_leaves_a_root() -> None:
@@ -356,3 +367,84 @@ def test_a_bad_limit_in_the_environment_turns_tracing_off_not_the_program(
         return 1
 
     assert f() == 1 and not get_runtime().enabled
+
+
+def test_first_attributes_the_sdk_would_change_are_changed_as_it_would(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "4")
+    agenttrace.configure(store=str(store_path), raise_internal_errors=True, schedule_delay_ms=50)
+    first = {"a.list": ["x", "y"], "b": 1, "c": 2, "d": 3}
+    spans = _same_either_way(lambda live: None, first=first)
+    assert len(spans[0]["attributes"]) <= 4
+
+
+def test_the_root_ends_when_it_is_left_not_when_it_is_recorded() -> None:
+    root = span.of_checked("request", checked_attributes("AGENT", {}), deferred=True)
+    with root as live:
+        record = root.leave("ok")
+    left = time.time_ns()
+    time.sleep(0.05)
+    record({})
+    (stored,) = agenttrace.get_trace(live.trace_id).spans
+    assert stored.end_time_ns <= left
+
+
+def test_nothing_after_the_end_is_kept_or_stored(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    ended = _Ended()
+    provider = get_runtime().provider
+    assert provider is not None
+    provider.add_span_processor(ended)
+    root = span.of_checked("request", checked_attributes("AGENT", {}), deferred=True)
+    with root as live:
+        held = otel_trace.get_current_span()
+        record = root.leave("ok")
+    record({})
+    assert isinstance(held, DeferredRoot) and not held.is_recording() and len(ended.spans) == 1
+    tracer = get_runtime().tracer
+    monkeypatch.setattr(tracer, "start_span", lambda *a, **k: pytest.fail("a span was made after the end"))
+    with caplog.at_level(logging.WARNING, logger="agenttrace"):
+        held.set_attribute("late", 1)
+        held.add_event("late")
+        held.set_status(Status(StatusCode.ERROR))
+        held.end()
+    assert len(ended.spans) == 1 and "late" not in ended.spans[0].attributes
+    assert "ended span" in caplog.text
+    (stored,) = agenttrace.get_trace(live.trace_id).spans
+    assert "late" not in stored.attributes and stored.events == [] and stored.status != "ERROR"
+
+
+def test_probing_for_names_an_sdk_span_lacks_makes_no_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    tracer = get_runtime().tracer
+    started: list[str] = []
+    start_span = tracer.start_span  # type: ignore[union-attr]
+    monkeypatch.setattr(tracer, "start_span", lambda name, *a, **k: started.append(name) or start_span(name, *a, **k))
+    with span.of_checked("request", checked_attributes("AGENT", {}), deferred=True):
+        current = otel_trace.get_current_span()
+        assert not hasattr(current, "model_dump") and not hasattr(current, "shape")
+        assert started == []
+        assert current.name == "request"  # type: ignore[attr-defined]  # an SDK span's field: it is made
+        assert started == ["request"]
+
+
+def test_a_log_handler_writing_to_the_current_span_while_the_sdk_makes_it(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SDK warns while it makes the span (its attributes are over the limit); a handler that notes
+    # log records on the current span must not make it a second time.
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "2")
+    agenttrace.configure(store=str(store_path), raise_internal_errors=True, schedule_delay_ms=50)
+
+    class ToSpan(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            otel_trace.get_current_span().add_event(record.getMessage())
+            otel_trace.get_current_span().set_attribute("logged", True)
+
+    handler = ToSpan()
+    logging.getLogger("opentelemetry").addHandler(handler)
+    try:
+        trace_id = _traced(lambda live: live.add_event("e"), True, first={"b": 1, "c": 2, "d": 3})
+    finally:
+        logging.getLogger("opentelemetry").removeHandler(handler)
+    (stored,) = agenttrace.get_trace(trace_id).spans
+    assert stored.name == "request" and len(stored.attributes) <= 2

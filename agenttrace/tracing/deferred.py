@@ -17,8 +17,9 @@ it as the current span), and it keeps plain attribute values itself, as the SDK 
   a new name, a value the SDK converts, an attribute past the count limit, or reading anything
   that only an SDK span has (`name`, `status`, `events`, ...).
 
-What differs from a span the SDK started at once: the processors' `on_start` (and the SDK's own
-span metrics, when enabled) sees the root when it is made, or never for the first kind (the
+What differs from a span the SDK started at once: the processors' `on_start` and `_on_ending`
+(and the SDK's own span metrics, when enabled) see the root when it is made, or never for the first
+kind (the
 provider is agenttrace's own, and none of its processors acts on start); it is not a
 `ReadableSpan` until made; `with root:` does not record an exception (nobody enters a root they
 did not start). The root is only deferred where every span is sampled (with a sample rate the
@@ -37,9 +38,10 @@ from typing import Any
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits
+from opentelemetry.sdk.trace import Span as SDKSpan
 from opentelemetry.sdk.trace import Tracer as SDKTracer
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Span, SpanContext, Status, StatusCode, TraceFlags
+from opentelemetry.trace import INVALID_SPAN, Span, SpanContext, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
 
 from agenttrace.otel.provider import TRACER_NAME, TRACER_VERSION, ReservableIds
@@ -52,6 +54,7 @@ _SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _PLAIN = frozenset({str, bool, int, float})
 _SCOPE = InstrumentationScope(TRACER_NAME, TRACER_VERSION)  # what the runtime's tracer names
+_SDK_ONLY = frozenset(n for n in dir(SDKSpan) if not n.startswith("_"))  # what __getattr__ reads from it
 
 
 class DeferredRoot(Span):
@@ -71,11 +74,17 @@ class DeferredRoot(Span):
     ) -> None:
         self._start_ns = time.time_ns()
         self._tracer, self._ids, self._limits, self._name, self._parent = tracer, ids, limits, name, parent
-        self._attributes = attributes  # plain values only, until the SDK span is made
+        self._attributes: dict[str, Any] = {}  # plain values only, until the SDK span is made
         self._made: Span | None = None  # the SDK span, once made
+        self._making = False
         self._finished: ReadableSpan | None = None  # or the span handed over, when none was made
         self._ended = False
         self._lock = threading.RLock()  # reentrant: the SDK may log while it makes the span
+        self._resource = tracer.resource  # taken at the start, as the SDK does
+        # The first attributes as the SDK would keep them; any it would not: it makes the span at the end.
+        self._needs_sdk = not self._keep(attributes)
+        if self._needs_sdk:
+            self._attributes = attributes
         caller = otel_trace.get_current_span(parent).get_span_context()
         # The ids and flags the SDK would give it (ALWAYS_ON keeps the parent's trace state).
         if caller.is_valid:
@@ -98,20 +107,23 @@ class DeferredRoot(Span):
     @property
     def attributes(self) -> Mapping[str, Any]:
         """What is set so far (what `update_current_trace` merges into)."""
-        made = self._made
-        return made.attributes if made is not None else MappingProxyType(self._attributes)  # type: ignore[attr-defined]
+        with self._lock:
+            made, held = self._made, dict(self._attributes)  # a copy: agent threads may write meanwhile
+        return made.attributes if made is not None else MappingProxyType(held)  # type: ignore[attr-defined]
 
     def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
         with self._lock:
             late = self._ended and self._made is None
-            if late or (self._made is None and self._keep(attributes)):
+            if late or self._making:  # after the end, or from the SDK's own logging while it makes the span
                 made = None
+            elif self._made is None and not self._needs_sdk and self._keep(attributes):
+                return
             else:
                 made = self._make()
         if made is not None:
             made.set_attributes(attributes)
         elif late:
-            logger.warning("Setting attribute on ended span.")  # the SDK's own words
+            logger.warning("Setting attribute on ended span.")  # as the SDK warns of its own
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
         self.set_attributes({key: value})
@@ -161,9 +173,9 @@ class DeferredRoot(Span):
 
     def __getattr__(self, name: str) -> Any:
         """What only an SDK span has (`name`, `status`, `events`, ...) is read from the SDK span
-        (the finished one, once it was handed over)."""
-        if name.startswith("_"):
-            raise AttributeError(name)
+        (the finished one, once it was handed over); other names are not there, as on an SDK span."""
+        if name not in _SDK_ONLY:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         with self._lock:
             span = self._finished if self._finished is not None else self._make()
         return getattr(span, name)
@@ -171,7 +183,12 @@ class DeferredRoot(Span):
     def _make(self) -> Span:
         """The SDK span, made now if it is not yet (under the lock), as it would have started."""
         if self._made is None:
+            if self._making:
+                # Called back while the SDK makes it (a log handler writing to the current span):
+                # as with a span the SDK starts, nothing is there to write to yet.
+                return INVALID_SPAN
             context = self._context
+            self._making = True
             self._ids.reserve(context.trace_id, context.span_id)
             try:
                 self._made = self._tracer.start_span(
@@ -179,6 +196,7 @@ class DeferredRoot(Span):
                 )
             finally:
                 self._ids.clear()  # taken by the span, or left by a tracer that started none
+                self._making = False
         return self._made
 
     def end(self, end_time: int | None = None) -> None:
@@ -188,12 +206,14 @@ class DeferredRoot(Span):
                 return
             self._ended = True
             made, finished = self._made, None
+            if made is None and self._needs_sdk:
+                made = self._make()
             if made is None:
                 finished = self._finished = ReadableSpan(
                     name=self._name,
                     context=self._context,
                     parent=self._caller,
-                    resource=self._tracer.resource,
+                    resource=self._resource,
                     attributes=dict(self._attributes),
                     start_time=self._start_ns,
                     end_time=time.time_ns() if end_time is None else end_time,
