@@ -74,17 +74,15 @@ class DeferredRoot(Span):
     ) -> None:
         self._start_ns = time.time_ns()
         self._tracer, self._ids, self._limits, self._name, self._parent = tracer, ids, limits, name, parent
-        self._attributes: dict[str, Any] = {}  # plain values only, until the SDK span is made
+        self._attributes = attributes  # plain values only, until the SDK span is made (else: as given)
         self._made: Span | None = None  # the SDK span, once made
         self._making = False
         self._finished: ReadableSpan | None = None  # or the span handed over, when none was made
         self._ended = False
         self._lock = threading.RLock()  # reentrant: the SDK may log while it makes the span
         self._resource = tracer.resource  # taken at the start, as the SDK does
-        # The first attributes as the SDK would keep them; any it would not: it makes the span at the end.
-        self._needs_sdk = not self._keep(attributes)
-        if self._needs_sdk:
-            self._attributes = attributes
+        # First attributes the SDK would not keep as they are: it makes the span (at the latest at the end).
+        self._needs_sdk = not self._fits(attributes, 0)  # (they are held already)
         caller = otel_trace.get_current_span(parent).get_span_context()
         # The ids and flags the SDK would give it (ALWAYS_ON keeps the parent's trace state).
         if caller.is_valid:
@@ -129,18 +127,22 @@ class DeferredRoot(Span):
         self.set_attributes({key: value})
 
     def _keep(self, attributes: Mapping[str, Any]) -> bool:
-        """Keep plain values as BoundedAttributes would (a key set again moves to the end); False
-        when only the SDK can take them: another kind of value, or the count limit reached."""
-        held, most = self._attributes, self._limits.max_span_attributes
-        fresh = sum(1 for k in attributes if k not in held)
-        if most is not None and len(held) + fresh > most:
-            return False
-        if not all(type(v) in _PLAIN and type(k) is str and k for k, v in attributes.items()):
+        """Keep plain values as BoundedAttributes would (a key set again moves to the end), or say
+        that only the SDK can take them (False)."""
+        held = self._attributes
+        if not self._fits(attributes, sum(1 for k in attributes if k not in held)):
             return False
         for key, value in attributes.items():
             held.pop(key, None)
             held[key] = value
         return True
+
+    def _fits(self, attributes: Mapping[str, Any], fresh: int) -> bool:
+        """Would the SDK keep these as they are? Plain values under names, `fresh` new keys within its limit."""
+        most = self._limits.max_span_attributes
+        if most is not None and len(self._attributes) + fresh > most:
+            return False
+        return all(type(v) in _PLAIN and type(k) is str and k for k, v in attributes.items())
 
     def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
         self._to_sdk("add_event", name, attributes, timestamp)
