@@ -81,9 +81,13 @@ class ReservableIds(RandomIdGenerator):
 
 
 def build_provider(
-    sample_rate: float, processors: list[SpanProcessor], resource_attributes: dict[str, str], limits: SpanLimits
+    sample_rate: float,
+    processors: list[SpanProcessor],
+    resource_attributes: dict[str, str],
+    limits: SpanLimits,
+    ids: ReservableIds,
 ) -> TracerProvider:
-    """Our provider; `limits` are its span limits (`SpanLimits()`: OpenTelemetry's, from the environment)."""
+    """Our provider, with the given span limits and id generator."""
     sampler: Sampler = (
         ALWAYS_ON if sample_rate >= 1.0 else ParentBased(_KeepMarkedRoots(TraceIdRatioBased(sample_rate)))
     )
@@ -93,7 +97,7 @@ def build_provider(
         sampler=sampler,
         resource=Resource.create(resource_attributes),
         shutdown_on_exit=False,
-        id_generator=ReservableIds(),
+        id_generator=ids,
         span_limits=limits,
     )
     for processor in processors:

@@ -13,6 +13,7 @@ setting `raise_internal_errors` is on (the test suite turns it on).
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import threading
 import time
@@ -20,7 +21,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Tracer as SDKTracer
 from opentelemetry.trace import Tracer
 
 from agenttrace import config
@@ -29,9 +32,17 @@ from agenttrace.otel import conventions as cv
 from agenttrace.otel.collector import TraceCollector
 from agenttrace.otel.exporter import CountingBatchProcessor, StoreSpanExporter
 from agenttrace.otel.otlp_export import remote_exporters
-from agenttrace.otel.provider import TRACER_NAME, TRACER_VERSION, attach_to_global, build_provider, detach_from_global
+from agenttrace.otel.provider import (
+    TRACER_NAME,
+    TRACER_VERSION,
+    ReservableIds,
+    attach_to_global,
+    build_provider,
+    detach_from_global,
+)
 from agenttrace.store import DuckDBStore, _connection
 from agenttrace.tracing import lifecycle
+from agenttrace.tracing.deferred import DeferredRoot
 from agenttrace.tracing.serialize import Serializer
 
 logger = logging.getLogger("agenttrace")
@@ -49,7 +60,9 @@ class Runtime:
         self.store_processor: CountingBatchProcessor | None = None
         self.remote_processors: list[CountingBatchProcessor] = []  # OTLP export and client mode
         self.provider: TracerProvider | None = None
-        self.span_limits: SpanLimits | None = None
+        # A local root the SDK makes only when it must (`DeferredRoot`), or None where roots cannot
+        # wait: a sampler decides at the start, and OTEL_SDK_DISABLED gives OpenTelemetry's no-op tracer.
+        self.deferred_root: Callable[[str, Context, dict[str, Any]], DeferredRoot] | None = None
         self.tracer: Tracer | None = None
         self.enabled = settings.enabled
         self._collector: TraceCollector | None = None
@@ -112,9 +125,12 @@ class Runtime:
         # are JSON text, which a cut would make unreadable (and the store refuses such a span), and
         # `max_payload_bytes` caps them as JSON already. Built here: a bad variable turns tracing off.
         unlimited = SpanLimits.UNSET
-        self.span_limits = SpanLimits(max_span_attribute_length=unlimited, max_attribute_length=unlimited)
-        self.provider = build_provider(self.settings.sample_rate, processors, resource, self.span_limits)
+        limits = SpanLimits(max_span_attribute_length=unlimited, max_attribute_length=unlimited)
+        ids = ReservableIds()
+        self.provider = build_provider(self.settings.sample_rate, processors, resource, limits, ids)
         self.tracer = self.provider.get_tracer(TRACER_NAME, TRACER_VERSION)
+        if self.settings.sample_rate >= 1.0 and isinstance(self.tracer, SDKTracer):
+            self.deferred_root = functools.partial(DeferredRoot, self.tracer, ids, limits)
         if self.settings.capture_global:
             self._global_processors = processors
             attach_to_global(processors)

@@ -20,7 +20,6 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import Tracer as SDKTracer
 from opentelemetry.trace import Span, Status, StatusCode
 
 from agenttrace.errors import InvalidArgumentError
@@ -29,7 +28,6 @@ from agenttrace.otel import conventions as cv
 from agenttrace.records import SpanType
 from agenttrace.tracing.agent_context import _active as _active_agent
 from agenttrace.tracing.context import CURRENT_RUN
-from agenttrace.tracing.deferred import DeferredRoot
 from agenttrace.tracing.runtime import Runtime, get_runtime, internal_error
 from agenttrace.tracing.serialize import safe_str
 
@@ -52,36 +50,25 @@ def normalize_span_type(span_type: str | SpanType | None) -> str:
     return value
 
 
-def start(rt: Runtime, name: str, attributes: dict[str, Any]) -> tuple[Span, object] | None:
-    """Start a span as a child of the current context and make it current."""
+def start(rt: Runtime, name: str, attributes: dict[str, Any], deferred: bool = False) -> tuple[Span, object] | None:
+    """Start a span as a child of the current context and make it current.
+
+    `deferred`: a local root is a `DeferredRoot` where the runtime allows it (the SDK makes it when
+    it must), for a server that answers before it records.
+    """
     try:
         parent = otel_context.get_current()
         if otel_context.get_value(ROOT_KEY, parent) is None:
             _add_root_facts(parent, attributes)
-            s = rt.tracer.start_span(name, context=parent, attributes=attributes)  # type: ignore[union-attr]
+            make = rt.deferred_root if deferred else None
+            if make is not None:
+                s: Span = make(name, parent, attributes)
+            else:
+                s = rt.tracer.start_span(name, context=parent, attributes=attributes)  # type: ignore[union-attr]
             ctx = otel_context.set_value(ROOT_KEY, s, otel_trace.set_span_in_context(s, parent))
         else:
             s = rt.tracer.start_span(name, context=parent, attributes=attributes)  # type: ignore[union-attr]
             ctx = otel_trace.set_span_in_context(s, parent)
-        return s, otel_context.attach(ctx)
-    except Exception as exc:
-        internal_error("start span", exc)
-        return None
-
-
-def start_deferred(rt: Runtime, name: str, attributes: dict[str, Any]) -> tuple[Span, object] | None:
-    """`start`, except that a local root, where every span is sampled, is a `DeferredRoot`: the SDK
-    starts it when it ends (for a server that answers before it records)."""
-    try:
-        parent = otel_context.get_current()
-        tracer = rt.tracer
-        if otel_context.get_value(ROOT_KEY, parent) is not None or rt.settings.sample_rate < 1.0:
-            return start(rt, name, attributes)  # a child, or the sampler decides now
-        if not isinstance(tracer, SDKTracer) or rt.provider is None or rt.span_limits is None:
-            return start(rt, name, attributes)  # OTEL_SDK_DISABLED: OpenTelemetry's no-op tracer
-        _add_root_facts(parent, attributes)
-        s = DeferredRoot(tracer, rt.provider.id_generator, rt.span_limits, name, parent, attributes)  # type: ignore[arg-type]
-        ctx = otel_context.set_value(ROOT_KEY, s, otel_trace.set_span_in_context(s, parent))
         return s, otel_context.attach(ctx)
     except Exception as exc:
         internal_error("start span", exc)
@@ -110,7 +97,7 @@ def start_with_inputs(
     inputs_of: Callable[[Any, Any], Any] | None,
     a: Any,
     b: Any,
-    starter: Callable[[Runtime, str, dict[str, Any]], tuple[Span, object] | None] = start,
+    deferred: bool = False,
 ) -> tuple[Span, object] | None:
     """`start`, with the inputs `inputs_of(a, b)` (None: none) as the span's payload.
 
@@ -120,7 +107,7 @@ def start_with_inputs(
     early = inputs_of is not None and rt.settings.sample_rate >= 1.0
     if early:
         _put_inputs(rt, attributes, inputs_of, a, b)  # type: ignore[arg-type]
-    started = starter(rt, name, attributes)
+    started = start(rt, name, attributes, deferred)
     if started is not None and inputs_of is not None and not early and started[0].is_recording():
         late: dict[str, Any] = {}
         _put_inputs(rt, late, inputs_of, a, b)
@@ -348,8 +335,7 @@ class span:  # noqa: N801 - used like a function: `with agenttrace.span("step") 
             raise RuntimeError(f"span {self._name!r} is already open; create a new span() for each block")
         inputs = self._inputs
         inputs_of = None if inputs is None else _given
-        starter = start_deferred if self._deferred else start
-        self._state = start_with_inputs(rt, self._name, dict(self._attributes), inputs_of, inputs, None, starter)
+        self._state = start_with_inputs(rt, self._name, dict(self._attributes), inputs_of, inputs, None, self._deferred)
         if self._state is None:
             return _NOOP
         return LiveSpan(self._state[0], rt)
