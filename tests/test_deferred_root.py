@@ -119,7 +119,8 @@ def test_a_plain_root_is_stored_as_the_sdk_would_have_stored_it() -> None:
     assert spans[0]["attributes"]["http.response.status_code"] == 200
 
 
-def test_a_plain_root_is_handed_over_without_the_sdk_starting_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def _sdk_starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the spans the runtime's SDK tracer starts from now on (it still starts them)."""
     tracer = get_runtime().tracer
     started: list[str] = []
     start_span = tracer.start_span  # type: ignore[union-attr]
@@ -129,6 +130,11 @@ def test_a_plain_root_is_handed_over_without_the_sdk_starting_it(monkeypatch: py
         return start_span(name, *args, **kwargs)
 
     monkeypatch.setattr(tracer, "start_span", counting)
+    return started
+
+
+def test_a_plain_root_is_handed_over_without_the_sdk_starting_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    started = _sdk_starts(monkeypatch)
     _traced(_child, True)
     assert started == ["step"]  # the child only: the root was handed to the processors as it ended
     _traced(_eventful, True)
@@ -289,21 +295,6 @@ def test_a_value_length_limit_in_the_environment_never_cuts_a_payload(
         assert stored.inputs == {"q": 1} and stored.outputs == "a long answer"
 
 
-def test_an_ended_root_keeps_nothing_more() -> None:
-    root = span.of_checked("request", checked_attributes("AGENT", {}), deferred=True)
-    with root as live:
-        held = otel_trace.get_current_span()
-        record = root.leave("ok")
-    record({})
-    assert isinstance(held, DeferredRoot) and not held.is_recording()
-    held.set_attribute("late", 1)
-    held.add_event("late")
-    held.end()  # a second end stores nothing twice
-    agenttrace.flush()
-    (stored,) = agenttrace.get_trace(live.trace_id).spans
-    assert "late" not in stored.attributes and stored.events == []
-
-
 def test_a_reservation_is_taken_once_and_only_by_its_own_thread() -> None:
     ids = ReservableIds()
     ids.reserve(7, 9)
@@ -317,11 +308,6 @@ def test_a_reservation_is_taken_once_and_only_by_its_own_thread() -> None:
     ids.reserve(7, 9)
     ids.clear()
     assert ids.generate_span_id() != 9
-
-
-def test_the_runtime_provider_uses_reservable_ids() -> None:
-    provider = get_runtime().provider
-    assert provider is not None and isinstance(provider.id_generator, ReservableIds)
 
 
 def test_a_deferred_root_is_exported_over_otlp_as_one_started_at_once() -> None:
@@ -415,10 +401,7 @@ def test_nothing_after_the_end_is_kept_or_stored(monkeypatch: pytest.MonkeyPatch
 
 
 def test_probing_for_names_an_sdk_span_lacks_makes_no_span(monkeypatch: pytest.MonkeyPatch) -> None:
-    tracer = get_runtime().tracer
-    started: list[str] = []
-    start_span = tracer.start_span  # type: ignore[union-attr]
-    monkeypatch.setattr(tracer, "start_span", lambda name, *a, **k: started.append(name) or start_span(name, *a, **k))
+    started = _sdk_starts(monkeypatch)
     with span.of_checked("request", checked_attributes("AGENT", {}), deferred=True):
         current = otel_trace.get_current_span()
         assert not hasattr(current, "model_dump") and not hasattr(current, "shape")
